@@ -1,0 +1,44 @@
+# raytag — the README's two set-up commands are `make demo` and `make test`.
+# Both install into .venv first (re-run only when pyproject.toml or the lock change),
+# then run inside a loopback-only network namespace so Ray, its workers and every
+# server talk over 127.0.0.1 only.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+LOOPBACK := unshare -rn sh -c 'ip link set lo up && exec "$$0" "$$@"'
+PYTEST_ARGS ?=
+
+export CUDA_VISIBLE_DEVICES :=
+export TF_USE_LEGACY_KERAS := 1
+export RAY_DATA_DISABLE_PROGRESS_BARS := 1
+
+.PHONY: install demo test test-unit bench lock clean
+
+$(STAMP): pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c requirements.lock -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(LOOPBACK) $(BIN)/raytag demo
+
+test: $(STAMP)
+	$(LOOPBACK) $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(LOOPBACK) $(BIN)/python bench/prepare_gmb.py
+
+lock: $(STAMP)
+	(echo "# Exact versions the CPU install was resolved to (pip constraints). Regenerate with: make lock"; \
+	 $(BIN)/python -m pip freeze --exclude-editable | grep -v -i '^raytag') > requirements.lock
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

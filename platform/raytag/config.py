@@ -1,0 +1,230 @@
+"""The typed config tree: job YAML files, dotted overrides, resolved dumps.
+
+Every section forbids unknown keys, so a typo fails with its dotted path instead
+of silently falling back to a default. Relative paths are read relative to the
+working directory (the repository root locally, the job's working_dir on a
+cluster); ``${VAR}`` and ``${VAR:-default}`` in strings expand from the environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from raytag.errors import ConfigError
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class CorpusConfig(Section):
+    """Where a corpus lives and how to read it."""
+
+    format: Literal["conll", "gmb_csv", "jsonl"]
+    # Either one source split by ratios (``path``) or one source per split (``splits``).
+    path: str | list[str] | None = None
+    splits: dict[str, str | list[str]] | None = None
+    encoding: str = "utf-8"
+    # Column index or name; None = the format's default (CoNLL: 0 and -1, GMB CSV: Word and Tag).
+    token_column: int | str | None = None
+    tag_column: int | str | None = None
+    columns: list[str] | None = None
+    separator: str | None = None
+    sentence_column: str = "Sentence #"
+    tokens_key: str = "tokens"
+    tags_key: str = "tags"
+    scheme: Literal["auto", "iob1", "iob2", "bioes", "plain"] = "auto"
+    on_error: Literal["raise", "skip"] = "raise"
+
+    @model_validator(mode="after")
+    def _one_source(self) -> CorpusConfig:
+        if (self.path is None) == (self.splits is None):
+            raise ValueError("give exactly one of 'path' (split by split.ratios) or 'splits' (a file per split)")
+        if self.splits is not None and not self.splits:
+            raise ValueError("'splits' is empty")
+        return self
+
+    def sources(self) -> dict[str | None, list[str]]:
+        """Split name (``None`` = split by ratio) → source paths."""
+        def as_list(value: str | list[str]) -> list[str]:
+            return [value] if isinstance(value, str) else list(value)
+
+        if self.splits is not None:
+            return {name: as_list(value) for name, value in self.splits.items()}
+        return {None: as_list(self.path or [])}
+
+
+class SplitConfig(Section):
+    """A seeded split by ratios, applied when the corpus has one source."""
+
+    ratios: dict[str, float] = Field(default_factory=lambda: {"train": 0.9, "test": 0.1})
+    seed: int = 42
+
+    @field_validator("ratios")
+    @classmethod
+    def _ratios_sum_to_one(cls, ratios: dict[str, float]) -> dict[str, float]:
+        if not ratios:
+            raise ValueError("at least one split is needed")
+        if any(r <= 0 for r in ratios.values()):
+            raise ValueError("every ratio must be positive")
+        if abs(sum(ratios.values()) - 1.0) > 1e-6:
+            raise ValueError(f"ratios must sum to 1, got {sum(ratios.values()):.6f}")
+        return ratios
+
+
+class VocabConfig(Section):
+    """Word and character vocabularies, built from the training split only."""
+
+    max_words: int | None = Field(35_000, ge=1)
+    min_count: int = Field(1, ge=1)
+    lowercase: bool = False
+    max_chars: int | None = Field(500, ge=1)
+    min_char_count: int = Field(1, ge=1)
+    from_splits: list[str] = Field(default_factory=lambda: ["train"])
+
+
+class PrepareConfig(Section):
+    """How the Ray Data pipeline runs and where it writes."""
+
+    num_workers: int = Field(2, ge=1)
+    # Inputs are cut into sentence-aligned chunks of about this size: the unit of
+    # parallel work and of output shards (one Parquet file per chunk and split).
+    chunk_bytes: int = Field(1 << 20, ge=1024)
+    output_dir: str | None = None
+
+
+class RayConfig(Section):
+    """Which Ray to use: an existing cluster (``address``) or a local one started explicitly."""
+
+    address: str | None = None
+    num_cpus: int | None = Field(None, ge=1)
+    object_store_memory: int | None = Field(None, ge=75 * 1024 * 1024)
+
+
+class JobConfig(Section):
+    """A whole job: corpus → prepare, and the later stages that read its output."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    workdir: str = "runs"
+    corpus: CorpusConfig
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    vocab: VocabConfig = Field(default_factory=VocabConfig)
+    prepare: PrepareConfig = Field(default_factory=PrepareConfig)
+    ray: RayConfig = Field(default_factory=RayConfig)
+
+    def prepared_dir(self) -> str:
+        return self.prepare.output_dir or str(Path(self.workdir) / self.name / "prepared")
+
+
+def demo_job(workdir: str = "runs/demo") -> JobConfig:
+    """The embedded default job: NER on the bundled GMB corpus, split 90/10."""
+    return JobConfig(
+        name="gmb_ner_demo",
+        workdir=workdir,
+        corpus=CorpusConfig(format="gmb_csv", path="raytag:gmb", encoding="latin-1", scheme="iob2"),
+        prepare=PrepareConfig(output_dir=str(Path(workdir) / "prepared")),
+    )
+
+
+# --- loading ----------------------------------------------------------------------------------
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_env(value: Any) -> Any:
+    """Expand ``${VAR}`` / ``${VAR:-default}`` in every string of a loaded YAML tree."""
+    if isinstance(value, str):
+        def substitute(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in os.environ:
+                return os.environ[name]
+            if default is None:
+                raise ConfigError(f"environment variable {name} is not set and has no default")
+            return default
+
+        return _ENV.sub(substitute, value)
+    if isinstance(value, dict):
+        return {k: expand_env(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand_env(v) for v in value]
+    return value
+
+
+def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """Apply ``a.b.c=value`` overrides; values are parsed as YAML (``7`` is an int)."""
+    result = json.loads(json.dumps(data))
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {item!r} is not of the form dotted.key=value")
+        parts = key.strip().split(".")
+        node = result
+        for depth, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {item!r}: {'.'.join(parts[: depth + 1])} is not a section")
+            node = child
+        node[parts[-1]] = yaml.safe_load(raw) if raw != "" else ""
+    return result
+
+
+def format_validation_error(error: ValidationError, source: str) -> str:
+    lines = [f"{source}: invalid config"]
+    for problem in error.errors():
+        path = ".".join(str(p) for p in problem["loc"]) or "(top level)"
+        lines.append(f"  {path}: {problem['msg']}")
+    return "\n".join(lines)
+
+
+def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"{file}: config file not found")
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{file}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{file}: expected a mapping at the top level")
+    return data
+
+
+def build(model: type[Section], data: Mapping[str, Any], source: str) -> Any:
+    try:
+        return model.model_validate(expand_env(dict(data)))
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source)) from None
+
+
+def load_job(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -> JobConfig:
+    """Load a job YAML, apply dotted overrides, validate."""
+    data = apply_overrides(read_yaml(path), overrides)
+    return build(JobConfig, data, str(path))
+
+
+def load_any(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -> Section:
+    """Validate a job file or a bare corpus file (one with a top-level ``format``)."""
+    data = apply_overrides(read_yaml(path), overrides)
+    model: type[Section] = CorpusConfig if "format" in data and "corpus" not in data else JobConfig
+    return build(model, data, str(path))
+
+
+def resolved(config: Section) -> dict[str, Any]:
+    """The fully resolved config as plain JSON-able data (defaults filled in)."""
+    return config.model_dump(mode="json")
+
+
+def dump_resolved(config: Section, path: str | os.PathLike[str]) -> Path:
+    target = Path(path)
+    target.write_text(yaml.safe_dump(resolved(config), sort_keys=False), encoding="utf-8")
+    return target

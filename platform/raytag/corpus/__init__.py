@@ -1,0 +1,1 @@
+"""Corpus readers, tag schemes and vocabularies: plain Python, no Ray."""

@@ -1,0 +1,558 @@
+"""Model registry: immutable, versioned, checksummed tagger artifacts.
+
+Layout under the root (a local directory, or any URI pyarrow understands)::
+
+    <root>/<name>/v<N>/manifest.json   # written last: a version exists only once it does
+    <root>/<name>/v<N>/artifact/...    # model, vocab, curves, report ...
+    <root>/<name>/aliases.json         # {"latest": 3, "best": 2, ...}
+
+A plain path is a *local* root: publish stages files in ``<name>/.staging-<uuid>/`` and
+claims ``v<N>`` by an atomic rename, retrying with N+1 if a concurrent publisher won;
+fetch verifies the files in place. A URI (``s3://...``, ``gs://...``, also ``file://...``)
+is *remote*: object stores cannot rename atomically, so files go straight under ``v<N>``
+with the manifest last. Readers never see a partial version, but publishers racing for
+one number may clobber each other, so serialise publishes of a model there. Remote
+fetches land in a local cache keyed by name/version, re-verified on every call.
+``aliases.json`` is replaced whole (temp file, then move), under ``flock`` on local POSIX
+roots (elsewhere the last writer wins). Everything is JSON; nothing is ever pickled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import importlib.metadata
+import json
+import logging
+import math
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pyarrow.fs as pafs
+
+try:
+    import fcntl
+except ImportError:  # Windows: alias updates fall back to last-writer-wins
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["ChecksumError", "ModelNotFoundError", "ModelRef", "ModelVersion", "Registry",
+           "RegistryError", "checksum_tree", "parse_ref", "sha256_file"]
+
+log = logging.getLogger(__name__)
+
+MANIFEST, ARTIFACT, ALIASES = "manifest.json", "artifact", "aliases.json"
+FORMAT_VERSION = 1
+_CHUNK = 1 << 20
+_MAX_CLAIM_ATTEMPTS = 100
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_VERSION_DIR_RE = re.compile(r"v([1-9][0-9]*)")
+_VERSION_REF_RE = re.compile(r"v?([0-9]+)", re.IGNORECASE)
+Files = dict[str, dict[str, Any]]  # {relative posix path: {"sha256": ..., "size": ...}}
+
+
+class RegistryError(Exception):
+    """Base class for registry errors: bad references, bad input, corrupt data."""
+
+
+class ModelNotFoundError(RegistryError, LookupError):
+    """The referenced model, version or alias does not exist."""
+
+
+class ChecksumError(RegistryError):
+    """An artifact file is changed, missing, or not listed in the manifest."""
+
+    def __init__(self, path: str, reason: str, where: str) -> None:
+        super().__init__(f"{where}: artifact file {path!r} {reason}")
+        self.path, self.reason = path, reason
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A parsed reference: exactly one of ``version`` and ``alias`` is set."""
+
+    name: str
+    version: int | None = None
+    alias: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.name}@v{self.version}" if self.version is not None else f"{self.name}@{self.alias}"
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One published version: its manifest and the URI (or local path) of its directory."""
+
+    name: str
+    version: int
+    manifest: dict[str, Any] = field(hash=False, repr=False)
+    uri: str
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@v{self.version}"
+
+    @property
+    def kind(self) -> str:
+        return self.manifest["kind"]
+
+    @property
+    def labels(self) -> list[str]:
+        return self.manifest["labels"]
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return self.manifest["metrics"]
+
+
+def _check_name(value: object, what: str, ref: str | None = None) -> str:
+    if not isinstance(value, str) or not _NAME_RE.fullmatch(value):
+        context = f" in reference {ref!r}" if ref is not None else ""
+        raise RegistryError(f"invalid {what} {value!r}{context}: use letters, digits, '-', '_' and '.', "
+                            "starting with a letter or digit")
+    return value
+
+
+def _check_alias(alias: object) -> str:
+    name = _check_name(alias, "alias")
+    if _VERSION_REF_RE.fullmatch(name):
+        raise RegistryError(f"invalid alias {name!r}: aliases cannot look like versions (digits or v<digits>)")
+    return name
+
+
+def parse_ref(ref: str) -> ModelRef:
+    """Parse ``name``, ``name@3``, ``name@v3`` or ``name@alias``; bare ``name`` means ``name@latest``."""
+    if not isinstance(ref, str) or not ref:
+        raise RegistryError(f"invalid model reference {ref!r}: expected 'name', 'name@3', 'name@v3' or 'name@alias'")
+    name, sep, selector = ref.partition("@")
+    _check_name(name, "model name", ref)
+    if not sep:
+        return ModelRef(name, alias="latest")
+    if not selector:
+        raise RegistryError(f"invalid model reference {ref!r}: nothing after '@'")
+    if "@" in selector:
+        raise RegistryError(f"invalid model reference {ref!r}: more than one '@'")
+    match = _VERSION_REF_RE.fullmatch(selector)
+    if not match:
+        return ModelRef(name, alias=_check_name(selector, "alias", ref))
+    if int(match.group(1)) < 1:
+        raise RegistryError(f"invalid model reference {ref!r}: versions start at 1")
+    return ModelRef(name, version=int(match.group(1)))
+
+
+def _pump(fin: Any, fout: Any) -> tuple[str, int]:
+    """Copy a stream, hashing on the way so no file is read twice."""
+    digest, size = hashlib.sha256(), 0
+    while chunk := fin.read(_CHUNK):
+        digest.update(chunk)
+        fout.write(chunk)
+        size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a local file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _local_files(directory: str | os.PathLike[str]) -> dict[str, Path]:
+    root = Path(directory)
+    if not root.is_dir():
+        raise NotADirectoryError(f"not a directory: {root}")
+    found = {Path(d, f).relative_to(root).as_posix(): Path(d, f)
+             for d, _, names in os.walk(root, followlinks=True) for f in names}
+    return dict(sorted(found.items()))
+
+
+def checksum_tree(directory: str | os.PathLike[str]) -> Files:
+    """``{relative posix path: {"sha256": ..., "size": ...}}`` for every file below ``directory``."""
+    return {rel: {"sha256": sha256_file(p), "size": p.stat().st_size} for rel, p in _local_files(directory).items()}
+
+
+def _dumps(obj: Any, what: str) -> bytes:
+    try:  # strict JSON (no NaN/Infinity) so any reader can load it
+        return json.dumps(obj, indent=2, sort_keys=True, allow_nan=False).encode()
+    except (TypeError, ValueError) as exc:
+        raise RegistryError(f"{what} is not JSON-serialisable: {exc}") from exc
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
+
+
+def _manifest_files(manifest: Mapping[str, Any], where: str) -> Files:
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        raise RegistryError(f"{where}: corrupt manifest, 'files' is not an object")
+    for rel, entry in files.items():
+        # The manifest decides where downloads land, so a path must not escape the target.
+        if rel.startswith("/") or "\\" in rel or any(p in ("", ".", "..") for p in rel.split("/")):
+            raise RegistryError(f"{where}: corrupt manifest, unsafe file path {rel!r}")
+        if not (isinstance(entry, dict) and isinstance(entry.get("sha256"), str) and isinstance(entry.get("size"), int)):
+            raise RegistryError(f"{where}: corrupt manifest entry for {rel!r}")
+    return files
+
+
+def _check_listing(expected: Files, sizes: Mapping[str, int], where: str) -> None:
+    """Names and sizes first: cheap, and it catches missing/extra files before any hashing."""
+    if missing := sorted(expected.keys() - sizes.keys()):
+        raise ChecksumError(missing[0], "is missing", where)
+    if extra := sorted(sizes.keys() - expected.keys()):
+        raise ChecksumError(extra[0], "is not listed in the manifest", where)
+    for rel, entry in sorted(expected.items()):
+        if sizes[rel] != entry["size"]:
+            raise ChecksumError(rel, f"has {sizes[rel]} bytes, the manifest says {entry['size']}", where)
+
+
+def _check_digest(rel: str, expected: Files, digest: str, where: str) -> None:
+    if digest != expected[rel]["sha256"]:
+        raise ChecksumError(rel, f"has sha256 {digest}, the manifest says {expected[rel]['sha256']}", where)
+
+
+def _verify_local(directory: Path, expected: Files, where: str) -> None:
+    found = _local_files(directory) if directory.is_dir() else {}
+    _check_listing(expected, {rel: p.stat().st_size for rel, p in found.items()}, where)
+    for rel, path in found.items():
+        _check_digest(rel, expected, sha256_file(path), where)
+
+
+def _raytag_version() -> str:
+    import raytag  # deferred: raytag/__init__ may import this module
+
+    if isinstance(getattr(raytag, "__version__", None), str):
+        return raytag.__version__
+    try:
+        return importlib.metadata.version("raytag")
+    except importlib.metadata.PackageNotFoundError:
+        return "0.0.0"
+
+
+class Registry:
+    """A model registry rooted at a local directory or a pyarrow filesystem URI."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        if isinstance(root, str) and "://" in root:
+            try:
+                self._fs, path = pafs.FileSystem.from_uri(root)
+            except (ValueError, OSError) as exc:
+                raise RegistryError(f"cannot open registry root {root!r}: {exc}") from exc
+            self._root, self._local = path.rstrip("/"), False
+            parts = urlsplit(root)  # keep the query (region, credentials ...) out of reported URIs
+            self._uri = urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+        else:
+            path = Path(os.path.abspath(os.path.expanduser(os.fspath(root))))
+            self._fs, self._root, self._uri, self._local = pafs.LocalFileSystem(), path.as_posix(), str(path), True
+        # Local disks need parent directories; object stores have none and would get marker objects.
+        self._make_dirs = isinstance(self._fs, pafs.LocalFileSystem)
+
+    @property
+    def root(self) -> str:
+        return self._uri
+
+    @property
+    def is_local(self) -> bool:
+        """True for a plain-path root (atomic publish, in-place fetch)."""
+        return self._local
+
+    def __repr__(self) -> str:
+        return f"Registry({self._uri!r})"
+
+    # -- storage helpers --------------------------------------------------
+    def _path(self, *parts: str) -> str:
+        return "/".join([self._root, *parts])
+
+    def _uri_of(self, name: str, version: int) -> str:
+        return str(Path(self._uri, name, f"v{version}")) if self._local else f"{self._uri}/{name}/v{version}"
+
+    def _exists(self, path: str) -> bool:
+        return self._fs.get_file_info(path).type != pafs.FileType.NotFound
+
+    def _listdir(self, path: str, recursive: bool = False) -> list[pafs.FileInfo]:
+        return self._fs.get_file_info(pafs.FileSelector(path, allow_not_found=True, recursive=recursive))
+
+    def _open_output(self, path: str) -> Any:
+        if self._make_dirs:
+            self._fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+        return self._fs.open_output_stream(path)
+
+    def _read_json(self, path: str, what: str) -> Any:
+        try:
+            with self._fs.open_input_stream(path) as fh:
+                return json.loads(fh.read())
+        except ValueError as exc:
+            raise RegistryError(f"corrupt {what} at {path}: {exc}") from exc
+
+    def _remove_dir(self, path: str) -> None:
+        try:
+            if self._exists(path):
+                self._fs.delete_dir(path)
+        except OSError as exc:  # best effort: the error that got us here matters more
+            log.warning("could not remove %s: %s", path, exc)
+
+    # -- versions and aliases ---------------------------------------------
+    def _version_dirs(self, name: str) -> list[int]:
+        """Every v<N> directory, finished or not, so a new publish never reuses an in-flight number."""
+        found = (_VERSION_DIR_RE.fullmatch(i.base_name) for i in self._listdir(self._path(name))
+                 if i.type == pafs.FileType.Directory)
+        return sorted(int(m.group(1)) for m in found if m)
+
+    def _versions(self, name: str) -> list[int]:
+        return [v for v in self._version_dirs(name) if self._exists(self._path(name, f"v{v}", MANIFEST))]
+
+    def _load(self, name: str, version: int) -> ModelVersion:
+        manifest = self._read_json(self._path(name, f"v{version}", MANIFEST), "manifest")
+        if not isinstance(manifest, dict) or manifest.get("name") != name or manifest.get("version") != version:
+            raise RegistryError(f"corrupt manifest for {name}@v{version}: name/version do not match its location")
+        return ModelVersion(name, version, manifest, self._uri_of(name, version))
+
+    def _read_aliases(self, name: str) -> dict[str, int]:
+        path = self._path(name, ALIASES)
+        if not self._exists(path):
+            return {}
+        data = self._read_json(path, "aliases file")
+        if not isinstance(data, dict) or not all(type(v) is int for v in data.values()):
+            raise RegistryError(f"corrupt aliases file at {path}: expected {{alias: version}}")
+        return data
+
+    def _write_aliases(self, name: str, aliases: Mapping[str, int]) -> None:
+        path, tmp = self._path(name, ALIASES), self._path(name, f".aliases-{uuid.uuid4().hex}.tmp")
+        try:  # readers see the old file or the new one, never a partial write
+            with self._open_output(tmp) as out:
+                out.write(_dumps(dict(sorted(aliases.items())), "aliases"))
+            self._fs.move(tmp, path)
+        finally:
+            if self._exists(tmp):
+                self._fs.delete_file(tmp)
+
+    @contextlib.contextmanager
+    def _alias_lock(self, name: str) -> Iterator[None]:
+        if not self._local or fcntl is None:
+            yield
+            return
+        # flock dies with its holder, so a crashed publisher never leaves a stale lock.
+        with open(Path(self._root, name, ".aliases.lock"), "a") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+    def _not_found(self, message: str, name: str) -> ModelNotFoundError:
+        versions = ", ".join(f"v{v}" for v in self._versions(name)) or "none"
+        aliases = ", ".join(f"{a} -> v{v}" for a, v in sorted(self._read_aliases(name).items())) or "none"
+        return ModelNotFoundError(f"{message}; available versions: {versions}; aliases: {aliases}")
+
+    def _require_model(self, name: str) -> list[int]:
+        versions = self._versions(_check_name(name, "model name"))
+        if not versions:
+            known = ", ".join(self.list_models()) or "none"
+            raise ModelNotFoundError(f"no model named {name!r} in registry {self._uri}; available models: {known}")
+        return versions
+
+    # -- public API -------------------------------------------------------
+    def list_models(self) -> list[str]:
+        """Names of models with at least one published version, sorted."""
+        return sorted(i.base_name for i in self._listdir(self._root) if i.type == pafs.FileType.Directory
+                      and _NAME_RE.fullmatch(i.base_name) and self._versions(i.base_name))
+
+    def list_versions(self, name: str) -> list[ModelVersion]:
+        """All published versions of ``name``, oldest first."""
+        return [self._load(name, v) for v in self._require_model(name)]
+
+    def aliases(self, name: str) -> dict[str, int]:
+        """``{alias: version}`` for ``name``."""
+        self._require_model(name)
+        return self._read_aliases(name)
+
+    def set_alias(self, name: str, alias: str, version: int) -> None:
+        """Point ``alias`` at an existing ``version`` of ``name``."""
+        _check_alias(alias)
+        if type(version) is not int:
+            raise RegistryError(f"version must be an int, got {version!r}")
+        if version not in self._require_model(name):
+            raise self._not_found(f"cannot set alias {alias!r}: {name} has no version {version}", name)
+        with self._alias_lock(name):
+            self._write_aliases(name, {**self._read_aliases(name), alias: version})
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        """Remove ``alias``; the version it pointed at stays."""
+        self._require_model(name)
+        with self._alias_lock(name):
+            aliases = self._read_aliases(name)
+            if alias not in aliases:
+                raise self._not_found(f"{name} has no alias {alias!r}", name)
+            del aliases[alias]
+            self._write_aliases(name, aliases)
+
+    def resolve(self, ref: str | ModelRef) -> ModelVersion:
+        """The version a reference points at; ``ModelNotFoundError`` lists what exists otherwise."""
+        parsed = ref if isinstance(ref, ModelRef) else parse_ref(ref)
+        versions = self._require_model(parsed.name)
+        version = parsed.version
+        if version is None:
+            version = self._read_aliases(parsed.name).get(str(parsed.alias))
+            if version is None:
+                raise self._not_found(f"{parsed.name} has no alias {parsed.alias!r}", parsed.name)
+        if version not in versions:
+            via = f" (alias {parsed.alias!r} points at it)" if parsed.version is None else ""
+            raise self._not_found(f"{parsed.name} has no version {version}{via}", parsed.name)
+        return self._load(parsed.name, version)
+
+    def publish(self, name: str, artifact_dir: str | os.PathLike[str], *, kind: str, labels: Sequence[str],
+                metrics: Mapping[str, Any], config: Mapping[str, Any], data_fingerprint: str,
+                aliases: Sequence[str] = ("latest",), best_metric: str | None = None,
+                higher_is_better: bool = True) -> ModelVersion:
+        """Publish every file under ``artifact_dir`` as the next version of ``name``.
+
+        Points ``aliases`` at the new version (``latest`` never moves backwards) and, when
+        ``best_metric`` is given, moves ``best`` here if ``metrics[best_metric]`` beats the
+        current best's (ties keep the incumbent). On any failure no version is visible.
+        """
+        _check_name(name, "model name")
+        alias_list = [_check_alias(a) for a in ((aliases,) if isinstance(aliases, str) else aliases)]
+        if not isinstance(kind, str) or not kind:
+            raise RegistryError(f"kind must be a non-empty string, got {kind!r}")
+        if not isinstance(data_fingerprint, str):
+            raise RegistryError(f"data_fingerprint must be a string, got {data_fingerprint!r}")
+        if isinstance(labels, str) or not all(isinstance(label, str) for label in labels):
+            raise RegistryError("labels must be a sequence of strings")
+        score = None
+        if best_metric is not None:
+            if "best" in alias_list:
+                raise RegistryError("pass either best_metric or the 'best' alias, not both")
+            score = metrics.get(best_metric)
+            if not _is_number(score):
+                raise RegistryError(f"best_metric {best_metric!r} must be a number in metrics, got {score!r}")
+        try:
+            files = _local_files(artifact_dir)
+        except NotADirectoryError as exc:
+            raise RegistryError(f"artifact_dir {os.fspath(artifact_dir)!r} is not a directory") from exc
+        if not files:
+            raise RegistryError(f"artifact_dir {os.fspath(artifact_dir)!r} contains no files")
+        body = {
+            "format": FORMAT_VERSION, "name": name, "kind": kind, "labels": list(labels),
+            "metrics": dict(metrics), "config": dict(config), "data_fingerprint": data_fingerprint,
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "raytag_version": _raytag_version(),
+        }
+        _dumps(body, "manifest")  # fail before copying anything
+        manifest = self._write_version(name, files, body)
+        version = manifest["version"]
+        try:
+            self._update_aliases(name, version, alias_list, best_metric, score, higher_is_better)
+        except BaseException:
+            self._remove_dir(self._path(name, f"v{version}"))
+            raise
+        return ModelVersion(name, version, manifest, self._uri_of(name, version))
+
+    def _write_version(self, name: str, files: Mapping[str, Path], body: dict[str, Any]) -> dict[str, Any]:
+        version = max(self._version_dirs(name), default=0) + 1
+        work = self._path(name, f".staging-{uuid.uuid4().hex}" if self._local else f"v{version}")
+        try:
+            entries = {}
+            for rel, src in files.items():
+                with open(src, "rb") as fin, self._open_output(f"{work}/{ARTIFACT}/{rel}") as fout:
+                    sha, size = _pump(fin, fout)
+                entries[rel] = {"sha256": sha, "size": size}
+            for _ in range(_MAX_CLAIM_ATTEMPTS):
+                manifest = {**body, "version": version, "files": entries}
+                with self._open_output(f"{work}/{MANIFEST}") as out:
+                    out.write(_dumps(manifest, "manifest"))
+                if not self._local:
+                    return manifest
+                try:
+                    os.rename(work, self._path(name, f"v{version}"))
+                    return manifest
+                except OSError as exc:  # another publisher claimed v<N> first
+                    if not isinstance(exc, FileExistsError) and exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                        raise
+                version = max(version + 1, max(self._version_dirs(name), default=0) + 1)
+            raise RegistryError(f"could not claim a version number for {name} after {_MAX_CLAIM_ATTEMPTS} attempts")
+        except BaseException:
+            self._remove_dir(work)
+            raise
+
+    def _update_aliases(self, name: str, version: int, alias_list: list[str], best_metric: str | None,
+                        score: Any, higher_is_better: bool) -> None:
+        if not alias_list and best_metric is None:
+            return
+        with self._alias_lock(name):
+            current = self._read_aliases(name)
+            updated = dict(current)
+            for alias in alias_list:
+                # Concurrent publishers can reach this point out of order; 'latest' must not regress.
+                if not (alias == "latest" and current.get("latest", 0) > version):
+                    updated[alias] = version
+            if best_metric is not None and self._beats(name, current.get("best"), best_metric, score, higher_is_better):
+                updated["best"] = version
+            if updated != current:
+                self._write_aliases(name, updated)
+
+    def _beats(self, name: str, best: int | None, metric: str, score: float, higher_is_better: bool) -> bool:
+        if best is None or best not in self._versions(name):
+            return True
+        incumbent = self._load(name, best).metrics.get(metric)
+        if not _is_number(incumbent):
+            return True
+        return score > incumbent if higher_is_better else score < incumbent
+
+    def fetch(self, ref: str | ModelRef, cache_dir: str | os.PathLike[str] | None = None) -> Path:
+        """A local directory with the artifact files of ``ref``, verified against the manifest.
+
+        Local roots are verified and returned in place. Remote roots are downloaded into
+        ``<cache_dir>/<name>/v<N>`` (default: a per-root directory under the user cache);
+        a cached copy is re-verified and downloaded again if it no longer matches.
+        Raises ``ChecksumError`` naming the first changed, missing or unexpected file.
+        """
+        mv = self.resolve(ref)
+        expected = _manifest_files(mv.manifest, mv.ref)
+        if self._local:
+            artifact = Path(self._root, mv.name, f"v{mv.version}", ARTIFACT)
+            _verify_local(artifact, expected, mv.ref)
+            return artifact
+        if cache_dir is None:
+            base = Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "raytag" / "registry"
+            # Keyed by root so two registries holding the same name/version do not evict each other.
+            cache_dir = base / hashlib.sha256(self._uri.encode()).hexdigest()[:16]
+        target = Path(cache_dir).expanduser() / mv.name / f"v{mv.version}"
+        cached = f"{mv.ref} (cached at {target})"
+        if target.is_dir():
+            try:
+                _verify_local(target, expected, cached)
+                return target
+            except ChecksumError as exc:
+                log.warning("discarding corrupt cached copy: %s", exc)
+                shutil.rmtree(target)
+        remote = self._path(mv.name, f"v{mv.version}", ARTIFACT)
+        listing = {i.path[len(remote) + 1:]: i.size for i in self._listdir(remote, recursive=True)
+                   if i.type == pafs.FileType.File}
+        _check_listing(expected, listing, mv.uri)
+        tmp = target.parent / f".download-{target.name}-{uuid.uuid4().hex}"
+        try:
+            for rel in expected:
+                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+                with self._fs.open_input_stream(f"{remote}/{rel}") as fin, open(tmp / rel, "wb") as fout:
+                    digest, _ = _pump(fin, fout)
+                _check_digest(rel, expected, digest, mv.uri)
+            try:
+                os.rename(tmp, target)
+            except OSError:
+                if not target.is_dir():
+                    raise
+                # A concurrent fetch finished first; its copy is as good as ours once verified.
+                _verify_local(target, expected, cached)
+            return target
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,48 @@
+"""Explicit Ray connections: a local Ray started on purpose, or an existing cluster.
+
+Nothing in raytag calls ``ray.init`` anywhere else, so importing the package, or
+calling a plain-Python stage, never starts Ray behind the caller's back.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+
+@contextmanager
+def ray_session(
+    address: str | None = None,
+    *,
+    num_cpus: int | None = None,
+    object_store_memory: int | None = None,
+    runtime_env: dict[str, Any] | None = None,
+) -> Iterator[None]:
+    """Use the Ray already initialised in this process, connect to ``address``
+    (or ``RAY_ADDRESS``), or start a local Ray with the dashboard off.
+
+    Ray is shut down on exit only when this call started or connected it.
+    """
+    import ray
+
+    if ray.is_initialized():
+        yield
+        return
+    target = address or os.environ.get("RAY_ADDRESS") or None
+    kwargs: dict[str, Any] = {"runtime_env": runtime_env} if runtime_env else {}
+    if target and target != "local":
+        ray.init(address=target, **kwargs)
+    else:
+        ray.init(
+            address="local",
+            num_cpus=num_cpus,
+            object_store_memory=object_store_memory,
+            include_dashboard=False,
+            **kwargs,
+        )
+    try:
+        yield
+    finally:
+        ray.shutdown()
