@@ -101,6 +101,45 @@ class PrepareConfig(Section):
     output_dir: str | None = None
 
 
+class BiLSTMConfig(Section):
+    """The workshop's Keras tagger: embedding → stacked BiLSTMs → per-token softmax."""
+
+    kind: Literal["bilstm"] = "bilstm"
+    embedding_dim: int = Field(64, ge=1)
+    lstm_units: int = Field(32, ge=1)
+    lstm_layers: int = Field(2, ge=1)
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    recurrent_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    # Optional character features per word, for words outside the vocabulary.
+    char_features: Literal["none", "cnn", "bilstm"] = "none"
+    char_embedding_dim: int = Field(25, ge=1)
+    char_units: int = Field(30, ge=1)
+    # Characters beyond this are dropped from a word's char features (tokens are never dropped).
+    max_word_length: int = Field(20, ge=1)
+
+
+class TrainConfig(Section):
+    """Data-parallel training on Ray Train."""
+
+    num_workers: int = Field(2, ge=1)
+    use_gpu: bool = False
+    cpus_per_worker: float = Field(1.0, gt=0)
+    epochs: int = Field(5, ge=1)
+    # Global batch size: each of N workers takes batch_size / N, so 1 or N workers see the same batches.
+    batch_size: int = Field(32, ge=1)
+    learning_rate: float = Field(1e-3, gt=0)
+    seed: int = 0
+    bucket_by_length: bool = True
+    max_steps_per_epoch: int | None = Field(None, ge=1)
+    early_stopping_patience: int | None = Field(3, ge=1)
+    constrained_decoding: bool = True
+    max_failures: int = Field(0, ge=-1)
+    # Where Ray Train keeps checkpoints: a local path or a URI such as s3://bucket/prefix.
+    storage_path: str | None = None
+    dev_split: str = "dev"
+    test_split: str = "test"
+
+
 class RayConfig(Section):
     """Which Ray to use: an existing cluster (``address``) or a local one started explicitly."""
 

@@ -37,7 +37,7 @@ from raytag.config import JobConfig, resolved
 from raytag.corpus import columnar, readers, sources, transforms
 from raytag.corpus.schemes import detect_scheme, label_order
 from raytag.corpus.vocab import Vocabulary
-from raytag.errors import ConfigError, CorpusError
+from raytag.errors import ConfigError, CorpusError, RaytagError
 
 MANIFEST = "manifest.json"
 ERROR_EXAMPLES = 20
@@ -112,10 +112,25 @@ def prepare(
     try:
         manifest = _run(config, staging, stages)
         _replace(staging, target)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
+        cause = _user_error(exc)
+        if cause is not None and cause is not exc:
+            raise cause from None
         raise
     return PrepareResult(target, manifest)
+
+
+def _user_error(exc: BaseException) -> RaytagError | None:
+    """The raytag error a Ray task raised, unwrapped from Ray's task-error chain."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, RaytagError):
+            return current
+        seen.add(id(current))
+        current = getattr(current, "cause", None) or current.__cause__
+    return None
 
 
 def _replace(staging: Path, target: Path) -> None:
@@ -137,15 +152,14 @@ def _run(config: JobConfig, staging: Path, stages: Sequence[EncodeStage]) -> dic
         readers.check_encoding(options.encoding)
     except ValueError as exc:
         raise ConfigError(f"corpus.encoding: {exc}") from None
-    map_args: dict[str, Any] = {
-        "batch_format": "pyarrow",
-        "compute": ray.data.TaskPoolStrategy(size=config.prepare.num_workers),
-    }
-
     chunk_rows, headers, inputs = _read_inputs(config, options)
     if not chunk_rows:
         names = ", ".join(i["file"] for i in inputs) or "(no files)"
         raise CorpusError(names, None, "empty corpus: the input files hold no sentences")
+    map_args: dict[str, Any] = {
+        "batch_format": "pyarrow",
+        "compute": ray.data.TaskPoolStrategy(size=min(config.prepare.num_workers, len(chunk_rows))),
+    }
     # One block per chunk, kept through every map: a chunk is the unit of parallelism
     # and of output files, so the output never depends on the number of workers.
     chunks = ray.data.from_items(chunk_rows, override_num_blocks=len(chunk_rows))
@@ -217,6 +231,8 @@ def _read_inputs(config: JobConfig, options: readers.ReaderOptions) -> tuple[lis
         for source in configured:
             for concrete in sources.expand(source):
                 file = sources.load(concrete)
+                # Fail fast on the driver with the exact byte offset; workers decode again.
+                readers.decode(file.data, options.encoding, file.name)
                 header = readers.read_header(file.data, options, file.name)
                 headers[index] = header
                 inputs.append({"file": file.name, "split": split, "sha256": file.sha256, "bytes": len(file.data)})

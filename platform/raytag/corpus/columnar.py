@@ -57,7 +57,7 @@ def parse_csv_chunk(text: str, header: Header, first_line: int) -> tuple | None:
         table = pcsv.read_csv(
             io.BytesIO(text.encode("utf-8")),
             read_options=pcsv.ReadOptions(column_names=names, use_threads=False),
-            parse_options=pcsv.ParseOptions(invalid_row_handler=on_invalid, ignore_empty_lines=False),
+            parse_options=pcsv.ParseOptions(invalid_row_handler=on_invalid, ignore_empty_lines=True),
             convert_options=pcsv.ConvertOptions(
                 column_types={n: pa.string() for n in names},
                 strings_can_be_null=False,

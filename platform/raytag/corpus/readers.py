@@ -264,7 +264,14 @@ def _parse_gmb(text: str, header: Header, file: str, first_line: int) -> Iterato
     # Split on "\n" only: str.splitlines() would also break at U+0085, which is how
     # latin-1 decodes the 0x85 bytes inside GMB words.
     reader = csv.reader(line.rstrip("\r") for line in text.split("\n"))
-    for row in reader:
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            # Quoted fields spanning lines and stray carriage returns are not supported.
+            raise CorpusError(file, first_line + reader.line_num - 1, f"malformed CSV row: {exc}") from None
         number = first_line + reader.line_num - 1
         if not row:
             continue

@@ -141,7 +141,9 @@ def split_keys(batch: pa.Table, seed: int) -> pa.Table:
 
 def split_counts(total: int, ratios: Mapping[str, float]) -> dict[str, int]:
     """Exact split sizes by largest remainder, so counts always add up to ``total``."""
-    raw = {name: total * r for name, r in ratios.items()}
+    # Normalise: configs accept ratios that sum to 1 within a tolerance.
+    norm = sum(ratios.values())
+    raw = {name: total * r / norm for name, r in ratios.items()}
     counts = {name: int(np.floor(v)) for name, v in raw.items()}
     leftover = total - sum(counts.values())
     by_remainder = sorted(raw, key=lambda n: (-(raw[n] - counts[n]), list(ratios).index(n)))

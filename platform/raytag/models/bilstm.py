@@ -1,0 +1,330 @@
+"""The workshop's BiLSTM tagger in tf-keras (Keras 2), plus batching helpers.
+
+``word_ids`` → Embedding(mask_zero) [⊕ per-word char features] → N × BiLSTM → per-token
+softmax. Id 0 is padding everywhere: the word embedding's mask reaches the LSTMs (so a
+padded position never changes a real token's prediction, in either direction) and the
+compiled loss and metrics (so padded positions are never trained on or counted).
+Batches are padded per batch to their longest sentence; nothing is truncated except
+characters beyond ``max_word_length`` inside a word.
+
+Importing this module imports TensorFlow. It pins tf-keras because Keras 3 does not
+work under ``MultiWorkerMirroredStrategy``.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Must be set before anything imports TensorFlow, or tf.keras would resolve to Keras 3.
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import json  # noqa: E402
+from collections.abc import Mapping, Sequence  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import tf_keras as keras  # noqa: E402
+
+from raytag.config import BiLSTMConfig  # noqa: E402
+from raytag.corpus.vocab import PAD_ID, Vocabulary  # noqa: E402
+
+__all__ = [
+    "CharFeatures",
+    "bucket_batches",
+    "build_model",
+    "compile_model",
+    "encode_batch",
+    "load_model",
+    "predict_proba",
+    "save_model",
+]
+
+MODEL_FILE = "model.keras"
+CONFIG_FILE = "model_config.json"
+CHAR_KERNEL_SIZE = 3
+# Sentences are sorted by length inside pools of this many batches: large enough that
+# batches are nearly uniform in length, small enough that epochs still differ.
+BUCKET_POOL_BATCHES = 50
+
+
+@keras.saving.register_keras_serializable(package="raytag")
+class CharFeatures(keras.layers.Layer):
+    """One vector per word from its characters: ``[batch, time, chars]`` → ``[batch, time, dim]``.
+
+    ``kind="cnn"``: char embedding → Conv1D (ReLU) → max over the word's real characters.
+    ``kind="bilstm"``: char embedding → BiLSTM over the real characters → final states.
+    Character padding (id 0) never contributes. The layer emits no Keras mask: which
+    *words* are real is decided by ``word_ids`` alone, so a word whose characters are all
+    unknown or missing is never masked out.
+    """
+
+    def __init__(
+        self,
+        num_chars: int,
+        embedding_dim: int,
+        units: int,
+        kind: str,
+        kernel_size: int = CHAR_KERNEL_SIZE,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if kind not in ("cnn", "bilstm"):
+            raise ValueError(f"char feature kind must be 'cnn' or 'bilstm', got {kind!r}")
+        self.num_chars = int(num_chars)
+        self.embedding_dim = int(embedding_dim)
+        self.units = int(units)
+        self.kind = kind
+        self.kernel_size = int(kernel_size)
+        self.embedding = keras.layers.Embedding(self.num_chars, self.embedding_dim, name="char_embedding")
+        if kind == "cnn":
+            self.encoder: keras.layers.Layer = keras.layers.Conv1D(
+                self.units, self.kernel_size, padding="same", activation="relu", name="char_cnn"
+            )
+            self.output_dim = self.units
+        else:
+            self.encoder = keras.layers.Bidirectional(keras.layers.LSTM(self.units), name="char_bilstm")
+            self.output_dim = 2 * self.units
+
+    def call(self, char_ids: tf.Tensor) -> tf.Tensor:
+        shape = tf.shape(char_ids)
+        flat = tf.reshape(char_ids, [-1, shape[2]])
+        real = tf.not_equal(flat, PAD_ID)
+        x = self.embedding(flat)
+        if self.kind == "cnn":
+            keep = tf.cast(real, x.dtype)[..., tf.newaxis]
+            # Zeroing padded inputs makes a word's last characters see the same zeros as
+            # Conv1D's own "same" padding, whatever max_word_length is. Zeroing padded
+            # outputs is exact for the max: ReLU outputs are >= 0 anyway.
+            x = self.encoder(x * keep) * keep
+            x = tf.reduce_max(x, axis=1)
+        else:
+            # Words with no characters (padded positions) still get one step: cuDNN rejects
+            # zero-length sequences. Their features are discarded by the word mask.
+            first = tf.equal(tf.range(shape[2]), 0)[tf.newaxis, :]
+            x = self.encoder(x, mask=tf.logical_or(real, first))
+        return tf.reshape(x, [shape[0], shape[1], self.output_dim])
+
+    def compute_mask(self, inputs: tf.Tensor, mask: tf.Tensor | None = None) -> None:
+        return None
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            num_chars=self.num_chars,
+            embedding_dim=self.embedding_dim,
+            units=self.units,
+            kind=self.kind,
+            kernel_size=self.kernel_size,
+        )
+        return config
+
+
+def build_model(config: BiLSTMConfig, num_words: int, num_chars: int, num_labels: int) -> keras.Model:
+    """Build (not compile) the tagger.
+
+    Inputs (a dict): ``word_ids`` int32 ``[batch, time]`` and, unless
+    ``config.char_features == "none"``, ``char_ids`` int32 ``[batch, time, max_word_length]``.
+    Output: softmax probabilities ``[batch, time, num_labels]``, carrying the word mask.
+    """
+    if num_words < 2:
+        raise ValueError(f"num_words must be >= 2 (padding and OOV ids are reserved), got {num_words}")
+    if num_labels < 1:
+        raise ValueError(f"num_labels must be >= 1, got {num_labels}")
+    use_chars = config.char_features != "none"
+    if use_chars and num_chars < 2:
+        raise ValueError(f"num_chars must be >= 2 with char features, got {num_chars}")
+
+    inputs = {"word_ids": keras.Input(shape=(None,), dtype="int32", name="word_ids")}
+    x = keras.layers.Embedding(num_words, config.embedding_dim, mask_zero=True, name="word_embedding")(
+        inputs["word_ids"]
+    )
+    if use_chars:
+        inputs["char_ids"] = keras.Input(shape=(None, config.max_word_length), dtype="int32", name="char_ids")
+        chars = CharFeatures(
+            num_chars, config.char_embedding_dim, config.char_units, config.char_features, name="char_features"
+        )(inputs["char_ids"])
+        # Concatenate ANDs masks, treating the mask-less char features as all-real.
+        x = keras.layers.Concatenate(name="word_and_chars")([x, chars])
+    for layer in range(config.lstm_layers):
+        lstm = keras.layers.LSTM(
+            config.lstm_units,
+            return_sequences=True,
+            dropout=config.dropout,
+            recurrent_dropout=config.recurrent_dropout,
+        )
+        x = keras.layers.Bidirectional(lstm, name=f"bilstm_{layer + 1}")(x)
+    outputs = keras.layers.TimeDistributed(keras.layers.Dense(num_labels, activation="softmax"), name="tags")(x)
+    return keras.Model(inputs=inputs, outputs=outputs, name=f"bilstm_{config.char_features}")
+
+
+def compile_model(model: keras.Model, learning_rate: float) -> None:
+    """Adam + sparse categorical cross-entropy + token accuracy, all over real tokens only.
+
+    No sample weights are needed: the output carries the word mask, and tf-keras uses it
+    as the weight of every loss and metric term, averaging the loss over real tokens.
+    """
+    if learning_rate <= 0:
+        raise ValueError(f"learning_rate must be positive, got {learning_rate}")
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
+
+
+def _pad(rows: Sequence[Sequence[int]], width: int, what: str) -> np.ndarray:
+    out = np.zeros((len(rows), width), dtype=np.int32)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = np.asarray(row, dtype=np.int64).reshape(-1)
+    if (out < 0).any():
+        raise ValueError(f"{what} contain negative ids")
+    return out
+
+
+def encode_batch(
+    word_ids: Sequence[Sequence[int]],
+    tokens: Sequence[Sequence[str]] | None,
+    chars: Vocabulary | None,
+    max_word_length: int,
+    tag_ids: Sequence[Sequence[int]] | None = None,
+) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """Pad one batch to its longest sentence.
+
+    Returns ``({"word_ids": [B, T]} [+ "char_ids": [B, T, max_word_length]], labels [B, T] | None)``,
+    all int32 with 0 at padded positions. ``char_ids`` is built only when ``chars`` is given
+    (``tokens`` is then required); characters past ``max_word_length`` are dropped, unknown
+    ones map to the OOV id. Padded label positions hold 0, a real label id: they are
+    ignored because the model masks every position where ``word_ids == 0``, which is also
+    the token mask to use outside Keras.
+    """
+    if not len(word_ids):
+        raise ValueError("cannot encode an empty batch")
+    if max_word_length < 1:
+        raise ValueError(f"max_word_length must be >= 1, got {max_word_length}")
+    lengths = [len(sentence) for sentence in word_ids]
+    for i, length in enumerate(lengths):
+        if length == 0:
+            # A fully masked row gives no prediction and an empty sequence for cuDNN.
+            raise ValueError(f"sentence {i} of the batch has no tokens")
+    width = max(lengths)
+    words = _pad(word_ids, width, "word ids")
+    real = np.arange(width)[None, :] < np.asarray(lengths)[:, None]
+    if (words[real] == PAD_ID).any():
+        raise ValueError(f"word id {PAD_ID} is padding and cannot be a real token")
+    inputs = {"word_ids": words}
+
+    if chars is not None:
+        if tokens is None:
+            raise ValueError("tokens are needed to build char ids")
+        if len(tokens) != len(word_ids):
+            raise ValueError(f"{len(tokens)} token sentences for {len(word_ids)} word-id sentences")
+        char_ids = np.zeros((len(lengths), width, max_word_length), dtype=np.int32)
+        cache: dict[str, list[int]] = {}
+        for i, sentence in enumerate(tokens):
+            if len(sentence) != lengths[i]:
+                raise ValueError(f"sentence {i}: {len(sentence)} tokens but {lengths[i]} word ids")
+            for j, token in enumerate(sentence):
+                ids = cache.get(token)
+                if ids is None:
+                    ids = cache[token] = [chars.id(c) for c in token[:max_word_length]]
+                char_ids[i, j, : len(ids)] = ids
+        inputs["char_ids"] = char_ids
+
+    labels = None
+    if tag_ids is not None:
+        if len(tag_ids) != len(word_ids):
+            raise ValueError(f"{len(tag_ids)} tag sentences for {len(word_ids)} word-id sentences")
+        for i, tags in enumerate(tag_ids):
+            if len(tags) != lengths[i]:
+                raise ValueError(f"sentence {i}: {len(tags)} tags but {lengths[i]} word ids")
+        labels = _pad(tag_ids, width, "tag ids")
+    return inputs, labels
+
+
+def bucket_batches(lengths: Sequence[int], batch_size: int, seed: int, shuffle: bool = True) -> list[np.ndarray]:
+    """Split ``range(len(lengths))`` into batches of similar sentence length.
+
+    With ``shuffle``: a seeded permutation is cut into pools of ``BUCKET_POOL_BATCHES``
+    batches, each pool is sorted by length and cut into batches, and the batch order is
+    shuffled; the same seed gives the same batches. Without: one global sort by length,
+    shortest first (``seed`` unused), for evaluation. Every index appears exactly once;
+    only the last batch cut may be smaller than ``batch_size``.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    sizes = np.asarray(lengths, dtype=np.int64).reshape(-1)
+    if (sizes < 0).any():
+        raise ValueError("lengths must be non-negative")
+    if not len(sizes):
+        return []
+    if not shuffle:
+        order = np.argsort(sizes, kind="stable")
+        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(sizes))
+    pool = batch_size * BUCKET_POOL_BATCHES
+    # Pools are whole numbers of batches, so only the very last batch can be short.
+    order = np.concatenate(
+        [chunk[np.argsort(sizes[chunk], kind="stable")] for chunk in np.split(order, range(pool, len(order), pool))]
+    )
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def _model_inputs(model: keras.Model, inputs: Mapping[str, np.ndarray]) -> dict[str, tf.Tensor]:
+    selected = {}
+    for name in model.input_names:
+        if name not in inputs:
+            raise ValueError(f"model {model.name!r} needs input {name!r}; got {sorted(inputs)}")
+        selected[name] = tf.convert_to_tensor(inputs[name], dtype=tf.int32)
+    return selected
+
+
+def predict_proba(model: keras.Model, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Label probabilities ``[batch, time, labels]`` in inference mode (no dropout).
+
+    Extra input keys (e.g. ``char_ids`` for a word-only model) are ignored. Rows at padded
+    positions are meaningless; slice each sentence to its length.
+    """
+    # A direct call avoids predict()'s per-call dataset setup, which dominates small batches.
+    return np.asarray(model(_model_inputs(model, inputs), training=False))
+
+
+def _sizes(model: keras.Model) -> dict[str, int | None]:
+    chars = model.get_layer("char_features") if "char_ids" in model.input_names else None
+    return {
+        "num_words": int(model.get_layer("word_embedding").input_dim),
+        "num_chars": chars.num_chars if chars is not None else None,
+        "num_labels": int(model.output_shape[-1]),
+    }
+
+
+def save_model(model: keras.Model, directory: str | os.PathLike[str], config: BiLSTMConfig | None = None) -> Path:
+    """Write ``model.keras`` (weights, architecture, optimizer state) and ``model_config.json``.
+
+    The JSON (config dump, vocabulary sizes, input names, library versions) is for people
+    and tools; :func:`load_model` needs only ``model.keras``. Returns the directory.
+    """
+    target = Path(directory)
+    target.mkdir(parents=True, exist_ok=True)
+    model.save(target / MODEL_FILE)
+    info = {
+        "kind": "bilstm",
+        "config": config.model_dump(mode="json") if config is not None else None,
+        **_sizes(model),
+        "inputs": list(model.input_names),
+        "tensorflow": tf.__version__,
+        "tf_keras": keras.__version__,
+    }
+    (target / CONFIG_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    return target
+
+
+def load_model(directory: str | os.PathLike[str], *, compile: bool = True) -> keras.Model:
+    """Load a model written by :func:`save_model`, in safe mode (no code is unpickled)."""
+    path = Path(directory) / MODEL_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no saved model (expected {MODEL_FILE} from save_model)")
+    return keras.models.load_model(path, safe_mode=True, compile=compile)
