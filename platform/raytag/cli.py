@@ -117,6 +117,153 @@ def corpus_table(manifest: dict[str, Any]) -> Table:
 
 
 @app.command()
+def train(
+    config: Annotated[Path, typer.Argument(help="Job YAML file.")],
+    overrides: SetOption = None,
+    address: AddressOption = None,
+    prepared: Annotated[Path | None, typer.Option(help="Prepared corpus (default: prepare it first, or reuse it).")] = None,
+    fresh: Annotated[bool, typer.Option(help="Start over even if a run of this job exists.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Ray progress logs.")] = False,
+) -> None:
+    """Train the job's model on Ray Train, evaluate it on the test split and register it."""
+    from raytag.artifact import train_and_register
+    from raytag.config import load_job
+    from raytag.prepare import prepare as run_prepare
+    from raytag.session import ray_session
+
+    _quiet_ray(verbose)
+    try:
+        job = load_job(config, overrides or [])
+        with ray_session(
+            address or job.ray.address, num_cpus=job.ray.num_cpus, object_store_memory=job.ray.object_store_memory
+        ):
+            directory = prepared or Path(job.prepared_dir())
+            if prepared is None and not (directory / "manifest.json").is_file():
+                console.print(f"preparing {job.name} → {directory}")
+                run_prepare(job, directory)
+            version = train_and_register(job, directory, fresh=fresh)
+    except (RaytagError, FileExistsError, FileNotFoundError, KeyError) as exc:
+        _fail(exc)
+        return
+    console.print(f"registered [bold]{version.name}@v{version.version}[/] in {job.registry.root}")
+    console.print(metrics_table(version.metrics))
+
+
+def metrics_table(metrics: dict[str, Any]) -> Table:
+    table = Table(show_header=True)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in sorted(metrics.items()):
+        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    return table
+
+
+@app.command()
+def evaluate(
+    model: Annotated[str, typer.Argument(help="Registry reference (name[@version|@alias]) or artifact directory.")],
+    prepared: Annotated[Path, typer.Argument(help="Prepared corpus directory.")],
+    split: Annotated[str, typer.Option(help="Split to evaluate.")] = "test",
+    registry: Annotated[str, typer.Option(help="Registry root.")] = "runs/registry",
+    out: Annotated[Path | None, typer.Option(help="Where to save report.json/.txt and confusion.png.")] = None,
+) -> None:
+    """Evaluate a tagger on a prepared split: entity P/R/F1 (seqeval) or token accuracy."""
+    from raytag.artifact import evaluate_tagger
+    from raytag.corpus.prepared import PreparedCorpus
+    from raytag.evaluate import format_report
+    from raytag.tagger import load_tagger
+
+    try:
+        tagger = load_tagger(model, registry)
+        corpus = PreparedCorpus(prepared)
+        report = evaluate_tagger(tagger, corpus, split, out or Path("runs") / "evaluations" / model.replace("@", "_") / split)
+    except (RaytagError, FileNotFoundError, KeyError, ValueError) as exc:
+        _fail(exc)
+        return
+    console.print(format_report(report), highlight=False)
+
+
+@app.command()
+def predict(
+    model: Annotated[str, typer.Argument(help="Registry reference or artifact directory.")],
+    texts: Annotated[list[str], typer.Argument(help="Texts to tag.")],
+    registry: Annotated[str, typer.Option(help="Registry root.")] = "runs/registry",
+    tokens: Annotated[bool, typer.Option(help="Print per-token tags too.")] = False,
+) -> None:
+    """Tag raw texts and print entity spans (and tags) as JSON."""
+    import json
+
+    from raytag.tagger import load_tagger
+
+    try:
+        tagger = load_tagger(model, registry)
+    except (RaytagError, FileNotFoundError, ValueError) as exc:
+        _fail(exc)
+        return
+    for sentence in tagger.predict(texts):
+        console.print_json(json.dumps(sentence.to_dict(with_tokens=tokens)))
+
+
+models_app = typer.Typer(help="List, show and alias registered models.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("list")
+def models_list(registry: Annotated[str, typer.Option(help="Registry root.")] = "runs/registry") -> None:
+    """Every registered model with its versions, aliases and headline metric."""
+    from raytag.registry import Registry
+
+    reg = Registry(registry)
+    table = Table()
+    for column in ("model", "version", "kind", "aliases", "score", "created"):
+        table.add_column(column)
+    for name in reg.list_models():
+        aliases = reg.aliases(name)
+        for version in reg.list_versions(name):
+            tags = ", ".join(sorted(a for a, v in aliases.items() if v == version.version))
+            score = version.metrics.get("test_score", version.metrics.get("dev_score"))
+            table.add_row(name, f"v{version.version}", version.kind, tags,
+                          "" if score is None else f"{score:.4f}", str(version.manifest.get("created_at", "")))
+    console.print(table)
+
+
+@models_app.command("show")
+def models_show(
+    ref: Annotated[str, typer.Argument(help="name[@version|@alias]")],
+    registry: Annotated[str, typer.Option(help="Registry root.")] = "runs/registry",
+) -> None:
+    """A model version's manifest: labels, metrics, data fingerprint, files."""
+    import json
+
+    from raytag.registry import Registry, RegistryError
+
+    try:
+        version = Registry(registry).resolve(ref)
+    except RegistryError as exc:
+        _fail(exc)
+        return
+    console.print_json(json.dumps(version.manifest))
+
+
+@models_app.command("alias")
+def models_alias(
+    ref: Annotated[str, typer.Argument(help="name@version to point the alias at")],
+    alias: Annotated[str, typer.Argument(help="Alias name, e.g. prod")],
+    registry: Annotated[str, typer.Option(help="Registry root.")] = "runs/registry",
+) -> None:
+    """Point an alias (such as ``prod``) at a version."""
+    from raytag.registry import Registry, RegistryError
+
+    try:
+        reg = Registry(registry)
+        version = reg.resolve(ref)
+        reg.set_alias(version.name, alias, version.version)
+    except RegistryError as exc:
+        _fail(exc)
+        return
+    console.print(f"{version.name}@{alias} → v{version.version}")
+
+
+@app.command()
 def demo(
     workdir: Annotated[Path, typer.Option(help="Where the demo writes its outputs.")] = Path("runs/demo"),
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Ray Data progress logs.")] = False,

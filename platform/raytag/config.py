@@ -140,6 +140,14 @@ class TrainConfig(Section):
     test_split: str = "test"
 
 
+class RegistryConfig(Section):
+    """Where trained taggers are registered: a local directory or any pyarrow filesystem URI."""
+
+    root: str = "runs/registry"
+    # The registered model's name; defaults to the job's name.
+    model_name: str | None = None
+
+
 class RayConfig(Section):
     """Which Ray to use: an existing cluster (``address``) or a local one started explicitly."""
 
@@ -157,10 +165,16 @@ class JobConfig(Section):
     split: SplitConfig = Field(default_factory=SplitConfig)
     vocab: VocabConfig = Field(default_factory=VocabConfig)
     prepare: PrepareConfig = Field(default_factory=PrepareConfig)
+    model: BiLSTMConfig = Field(default_factory=BiLSTMConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
 
     def prepared_dir(self) -> str:
         return self.prepare.output_dir or str(Path(self.workdir) / self.name / "prepared")
+
+    def model_name(self) -> str:
+        return self.registry.model_name or self.name
 
 
 def demo_job(workdir: str = "runs/demo") -> JobConfig:

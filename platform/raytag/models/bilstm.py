@@ -100,8 +100,8 @@ class CharFeatures(keras.layers.Layer):
             x = self.encoder(x * keep) * keep
             x = tf.reduce_max(x, axis=1)
         else:
-            # Words with no characters (padded positions) still get one step: cuDNN rejects
-            # zero-length sequences. Their features are discarded by the word mask.
+            # Words with no characters (padded positions, empty tokens) still get one step:
+            # cuDNN rejects zero-length sequences. Padded positions are dropped by the word mask.
             first = tf.equal(tf.range(shape[2]), 0)[tf.newaxis, :]
             x = self.encoder(x, mask=tf.logical_or(real, first))
         return tf.reshape(x, [shape[0], shape[1], self.output_dim])
@@ -164,6 +164,7 @@ def compile_model(model: keras.Model, learning_rate: float) -> None:
 
     No sample weights are needed: the output carries the word mask, and tf-keras uses it
     as the weight of every loss and metric term, averaging the loss over real tokens.
+    Under a distribution strategy, call this inside the scope that built the model.
     """
     if learning_rate <= 0:
         raise ValueError(f"learning_rate must be positive, got {learning_rate}")
@@ -172,6 +173,9 @@ def compile_model(model: keras.Model, learning_rate: float) -> None:
         loss=keras.losses.SparseCategoricalCrossentropy(),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )
+    # Creating Adam's slots now (as Keras does when loading a compiled model) saves the
+    # train step a second trace, and lets an untrained model save its full optimizer state.
+    model.optimizer.build(model.trainable_variables)
 
 
 def _pad(rows: Sequence[Sequence[int]], width: int, what: str) -> np.ndarray:
@@ -266,9 +270,8 @@ def bucket_batches(lengths: Sequence[int], batch_size: int, seed: int, shuffle: 
     order = rng.permutation(len(sizes))
     pool = batch_size * BUCKET_POOL_BATCHES
     # Pools are whole numbers of batches, so only the very last batch can be short.
-    order = np.concatenate(
-        [chunk[np.argsort(sizes[chunk], kind="stable")] for chunk in np.split(order, range(pool, len(order), pool))]
-    )
+    pools = np.split(order, range(pool, len(order), pool))
+    order = np.concatenate([chunk[np.argsort(sizes[chunk], kind="stable")] for chunk in pools])
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     return [batches[i] for i in rng.permutation(len(batches))]
 
@@ -278,7 +281,7 @@ def _model_inputs(model: keras.Model, inputs: Mapping[str, np.ndarray]) -> dict[
     for name in model.input_names:
         if name not in inputs:
             raise ValueError(f"model {model.name!r} needs input {name!r}; got {sorted(inputs)}")
-        selected[name] = tf.convert_to_tensor(inputs[name], dtype=tf.int32)
+        selected[name] = tf.cast(inputs[name], tf.int32)
     return selected
 
 
@@ -301,7 +304,9 @@ def _sizes(model: keras.Model) -> dict[str, int | None]:
     }
 
 
-def save_model(model: keras.Model, directory: str | os.PathLike[str], config: BiLSTMConfig | None = None) -> Path:
+def save_model(
+    model: keras.Model, directory: str | os.PathLike[str], config: BiLSTMConfig | None = None
+) -> Path:
     """Write ``model.keras`` (weights, architecture, optimizer state) and ``model_config.json``.
 
     The JSON (config dump, vocabulary sizes, input names, library versions) is for people

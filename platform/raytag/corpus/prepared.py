@@ -1,0 +1,80 @@
+"""Read access to a prepared corpus directory (the output of ``raytag prepare``).
+
+Everything downstream of prepare takes this directory, never the raw files.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from raytag.corpus.vocab import Vocabulary
+
+MANIFEST = "manifest.json"
+
+
+class PreparedCorpus:
+    """A prepared corpus: manifest, vocabularies and per-split Parquet shards."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+        if not (self.directory / MANIFEST).is_file():
+            raise FileNotFoundError(
+                f"{self.directory} is not a prepared corpus (no {MANIFEST}); run `raytag prepare` first"
+            )
+
+    @cached_property
+    def manifest(self) -> dict[str, Any]:
+        return json.loads((self.directory / MANIFEST).read_text(encoding="utf-8"))
+
+    @property
+    def splits(self) -> list[str]:
+        return list(self.manifest["splits"])
+
+    @property
+    def entity(self) -> bool:
+        return bool(self.manifest["entity"])
+
+    @property
+    def fingerprint(self) -> str:
+        return str(self.manifest["fingerprint"])
+
+    @cached_property
+    def words(self) -> Vocabulary:
+        return Vocabulary.load(self.directory / "words.json")
+
+    @cached_property
+    def chars(self) -> Vocabulary:
+        return Vocabulary.load(self.directory / "chars.json")
+
+    @cached_property
+    def labels(self) -> Vocabulary:
+        return Vocabulary.load(self.directory / "labels.json")
+
+    def require_split(self, name: str) -> None:
+        if name not in self.manifest["splits"]:
+            raise KeyError(f"split {name!r} is not in {self.directory} (splits: {', '.join(self.splits)})")
+
+    def shard_paths(self, split: str) -> list[str]:
+        self.require_split(split)
+        return [str(self.directory / p) for p in self.manifest["splits"][split]["shards"]]
+
+    def sentences(self, split: str) -> int:
+        self.require_split(split)
+        return int(self.manifest["splits"][split]["sentences"])
+
+    def table(self, split: str, columns: list[str] | None = None) -> pa.Table:
+        """A whole split in memory, in file order."""
+        tables = [pq.read_table(path, columns=columns) for path in self.shard_paths(split)]
+        return pa.concat_tables(tables) if tables else pa.table({})
+
+    def dataset(self, split: str, columns: list[str] | None = None) -> Any:
+        """A Ray Data dataset over a split's shards (needs a Ray session)."""
+        import ray.data
+
+        return ray.data.read_parquet(self.shard_paths(split), columns=columns)

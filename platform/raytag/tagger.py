@@ -1,0 +1,141 @@
+"""The Tagger API: raw text or pre-tokenized sentences in, tags and entity spans out.
+
+Plain Python (no Ray): the CLI, the benchmarks and the HTTP API all call
+``load_tagger(ref).predict(...)``. A tagger artifact directory holds ``tagger.json``
+(kind, labels, decoding), the vocabularies and the model in its framework's
+standard format.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from raytag.decoding import EntitySpan, decode, offsets_for_tokens, spans_from_tags, tokenize_with_offsets
+
+TAGGER_FILE = "tagger.json"
+
+
+@dataclass
+class TaggedToken:
+    text: str
+    start: int
+    end: int
+    tag: str
+    score: float
+
+
+@dataclass
+class TaggedSentence:
+    """One input's result; offsets index into ``text`` (the raw input, or the tokens joined by spaces)."""
+
+    text: str
+    tokens: list[TaggedToken] = field(default_factory=list)
+    entities: list[EntitySpan] = field(default_factory=list)
+
+    @property
+    def tags(self) -> list[str]:
+        return [t.tag for t in self.tokens]
+
+    def to_dict(self, with_tokens: bool = True) -> dict[str, Any]:
+        out: dict[str, Any] = {"text": self.text, "entities": [e.to_dict() for e in self.entities]}
+        if with_tokens:
+            out["tokens"] = [asdict(t) for t in self.tokens]
+        return out
+
+
+class Tagger(Protocol):
+    kind: str
+    labels: list[str]
+    entity: bool
+
+    def predict(self, inputs: Sequence[str] | Sequence[Sequence[str]], batch_size: int = 64) -> list[TaggedSentence]:
+        ...
+
+
+def _prepare_inputs(inputs: Sequence[str] | Sequence[Sequence[str]]) -> list[tuple[str, list[str], list[tuple[int, int]]]]:
+    if isinstance(inputs, str):
+        raise TypeError("predict() takes a list of texts or a list of token lists, not a single string")
+    out = []
+    for item in inputs:
+        if isinstance(item, str):
+            tokens, offsets = tokenize_with_offsets(item)
+            out.append((item, tokens, offsets))
+        elif isinstance(item, Sequence) and all(isinstance(t, str) for t in item):
+            text, offsets = offsets_for_tokens(list(item))
+            out.append((text, list(item), offsets))
+        else:
+            raise TypeError(f"expected a text or a list of token strings, got {type(item).__name__}")
+    return out
+
+
+class BiLSTMTagger:
+    """A BiLSTM tagger artifact loaded for in-process prediction."""
+
+    kind = "bilstm"
+
+    def __init__(self, directory: str | Path) -> None:
+        from raytag.corpus.vocab import Vocabulary
+        from raytag.models import bilstm
+
+        self.directory = Path(directory)
+        meta = json.loads((self.directory / TAGGER_FILE).read_text(encoding="utf-8"))
+        self.labels: list[str] = list(meta["labels"])
+        self.entity: bool = bool(meta["entity"])
+        self.constrained: bool = bool(meta.get("constrained_decoding", True))
+        self.max_word_length = int(meta["max_word_length"])
+        self.words = Vocabulary.load(self.directory / "words.json")
+        self.chars = Vocabulary.load(self.directory / "chars.json") if meta["char_features"] != "none" else None
+        self.model = bilstm.load_model(self.directory, compile=False)
+
+    def predict(self, inputs: Sequence[str] | Sequence[Sequence[str]], batch_size: int = 64) -> list[TaggedSentence]:
+        """Tag texts (tokenized by :func:`raytag.decoding.tokenize_with_offsets`) or token lists."""
+        from raytag.models import bilstm
+
+        prepared = _prepare_inputs(inputs)
+        results: list[TaggedSentence | None] = [None] * len(prepared)
+        order = np.argsort([len(p[1]) for p in prepared], kind="stable")
+        for start in range(0, len(order), batch_size):
+            index = [int(i) for i in order[start : start + batch_size]]
+            nonempty = [i for i in index if prepared[i][1]]
+            for i in index:
+                if not prepared[i][1]:
+                    results[i] = TaggedSentence(prepared[i][0])
+            if not nonempty:
+                continue
+            tokens = [prepared[i][1] for i in nonempty]
+            model_inputs, _ = bilstm.encode_batch(
+                [self.words.encode(t) for t in tokens], tokens if self.chars else None, self.chars,
+                self.max_word_length,
+            )
+            probs = bilstm.predict_proba(self.model, model_inputs)
+            paths = decode(probs, [len(t) for t in tokens], self.labels, constrained=self.constrained)
+            for row, (i, path) in enumerate(zip(nonempty, paths, strict=True)):
+                text, words, offsets = prepared[i]
+                scores = [float(probs[row, t, tag]) for t, tag in enumerate(path)]
+                tags = [self.labels[t] for t in path]
+                results[i] = TaggedSentence(
+                    text,
+                    [TaggedToken(w, s, e, tag, sc) for w, (s, e), tag, sc in zip(words, offsets, tags, scores, strict=True)],
+                    spans_from_tags(tags, offsets, text, scores) if self.entity else [],
+                )
+        return [r for r in results if r is not None]
+
+
+def load_tagger(ref: str | Path, registry_root: str | None = None) -> Tagger:
+    """Load a tagger from an artifact directory or a registry reference (``name[@version|@alias]``)."""
+    path = Path(ref)
+    if not (path / TAGGER_FILE).is_file():
+        from raytag.registry import Registry
+
+        path = Registry(registry_root or "runs/registry").fetch(str(ref))
+    meta = json.loads((path / TAGGER_FILE).read_text(encoding="utf-8"))
+    kind = meta.get("kind")
+    if kind == "bilstm":
+        return BiLSTMTagger(path)
+    raise ValueError(f"{path}: unknown tagger kind {kind!r}")

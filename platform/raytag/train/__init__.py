@@ -1,0 +1,1 @@
+"""Ray Train jobs: the per-worker loops and the trainer builders."""

@@ -1,0 +1,224 @@
+"""The per-worker training function of the BiLSTM tagger under Ray Train.
+
+Runs inside every ``TensorflowTrainer`` worker: a ``MultiWorkerMirroredStrategy``
+keeps the replicas' weights identical, each worker reads its shard of the
+training split from Ray Data, and every epoch ends with a dev evaluation, a
+report and (on rank 0) a checkpoint. A restarted worker group resumes from the
+latest checkpoint, weights and early-stopping state included.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+WEIGHTS = "weights.h5"
+STATE = "state.json"
+POOL_BATCHES = 64
+
+
+def train_loop(loop_config: dict[str, Any]) -> None:
+    """Ray Train entry point; ``loop_config`` holds the resolved job and the prepared dir."""
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    import ray.train
+    import tensorflow as tf
+    import tf_keras
+
+    from raytag.config import JobConfig
+    from raytag.corpus.prepared import PreparedCorpus
+    from raytag.models import bilstm
+
+    job = JobConfig.model_validate(loop_config["job"])
+    corpus = PreparedCorpus(loop_config["prepared_dir"])
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    tf_keras.utils.set_random_seed(job.train.seed)
+
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    with strategy.scope():
+        model = bilstm.build_model(job.model, len(corpus.words), len(corpus.chars), len(corpus.labels))
+        bilstm.compile_model(model, job.train.learning_rate)
+
+    state: dict[str, Any] = {"epoch": 0, "history": [], "best_score": None, "best_epoch": None, "stale_epochs": 0}
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            model.load_weights(str(Path(directory) / WEIGHTS))
+            state = json.loads((Path(directory) / STATE).read_text())
+
+    dev = DevSet(corpus, job.train.dev_split, job.model.char_features != "none", job.model.max_word_length,
+                 constrained=job.train.constrained_decoding)
+    shard = ray.train.get_dataset_shard("train")
+    per_worker = max(1, job.train.batch_size // world)
+    fault = loop_config.get("fault_injection")
+
+    while state["epoch"] < job.train.epochs:
+        epoch = state["epoch"]
+        _maybe_fail(fault, epoch, rank)
+        batches = _epoch_batches(shard, corpus, job, per_worker, epoch)
+        if job.train.max_steps_per_epoch:
+            batches = batches[: job.train.max_steps_per_epoch]
+        fit = model.fit(_as_tf_dataset(batches, job, tf), epochs=1, steps_per_epoch=len(batches), verbose=0)
+        metrics = {"epoch": epoch + 1, "train_loss": float(fit.history["loss"][-1]), **dev.evaluate(model, corpus)}
+        score = metrics["dev_score"]
+        improved = state["best_score"] is None or score > state["best_score"]
+        state.update(
+            epoch=epoch + 1,
+            history=[*state["history"], metrics],
+            best_score=score if improved else state["best_score"],
+            best_epoch=epoch + 1 if improved else state["best_epoch"],
+            stale_epochs=0 if improved else state["stale_epochs"] + 1,
+        )
+        patience = job.train.early_stopping_patience
+        stop = patience is not None and state["stale_epochs"] >= patience
+        _record_weights(loop_config.get("debug_dir"), model, rank, epoch + 1)
+        _report(model, metrics, state, rank)
+        if stop:
+            break
+
+
+def _record_weights(directory: str | None, model: Any, rank: int, epoch: int) -> None:
+    """Write a digest of this replica's weights (tests compare replicas with it)."""
+    if not directory:
+        return
+    import hashlib
+
+    digest = hashlib.sha256()
+    for weight in model.get_weights():
+        digest.update(np.ascontiguousarray(weight).tobytes())
+    Path(directory, f"weights-rank{rank}-epoch{epoch}.sha256").write_text(digest.hexdigest())
+
+
+def _report(model: Any, metrics: dict[str, Any], state: dict[str, Any], rank: int) -> None:
+    import ray.train
+
+    if rank != 0:
+        ray.train.report(metrics)
+        return
+    with tempfile.TemporaryDirectory() as directory:
+        model.save_weights(str(Path(directory) / WEIGHTS))
+        (Path(directory) / STATE).write_text(json.dumps(state))
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(directory))
+
+
+def _maybe_fail(fault: dict[str, Any] | None, epoch: int, rank: int) -> None:
+    """Kill this worker once, to exercise recovery from a dead worker (tests only)."""
+    if not fault or epoch != fault["epoch"] or rank != fault.get("rank", 0):
+        return
+    marker = Path(fault["marker"])
+    if marker.exists():
+        return
+    marker.write_text(f"worker {rank} killed at epoch {epoch}\n")
+    os._exit(1)
+
+
+def _epoch_batches(shard: Any, corpus: Any, job: Any, per_worker: int, epoch: int) -> list[tuple]:
+    """This worker's batches for one epoch: padded per batch, bucketed by length in pools."""
+    from raytag.models import bilstm
+
+    chars = corpus.chars if job.model.char_features != "none" else None
+    out = []
+    pool_size = per_worker * POOL_BATCHES
+    rng_seed = job.train.seed * 1000 + epoch
+    columns = ["word_ids", "tag_ids", "tokens"] if chars is not None else ["word_ids", "tag_ids"]
+    for pool_index, pool in enumerate(shard.iter_batches(batch_size=pool_size, batch_format="pyarrow")):
+        pool = pool.select(columns)
+        word_ids = pool.column("word_ids").to_pylist()
+        tag_ids = pool.column("tag_ids").to_pylist()
+        tokens = pool.column("tokens").to_pylist() if chars is not None else None
+        lengths = [len(s) for s in word_ids]
+        order = (
+            bilstm.bucket_batches(lengths, per_worker, seed=rng_seed + pool_index)
+            if job.train.bucket_by_length
+            else [np.arange(i, min(i + per_worker, len(lengths))) for i in range(0, len(lengths), per_worker)]
+        )
+        for index in order:
+            inputs, labels = bilstm.encode_batch(
+                [word_ids[i] for i in index],
+                [tokens[i] for i in index] if tokens is not None else None,
+                chars,
+                job.model.max_word_length,
+                [tag_ids[i] for i in index],
+            )
+            out.append((inputs, labels))
+    return out
+
+
+def _as_tf_dataset(batches: list[tuple], job: Any, tf: Any) -> Any:
+    word_spec = tf.TensorSpec(shape=(None, None), dtype=tf.int32)
+    inputs_spec = {"word_ids": word_spec}
+    if job.model.char_features != "none":
+        inputs_spec["char_ids"] = tf.TensorSpec(shape=(None, None, job.model.max_word_length), dtype=tf.int32)
+    label_spec = tf.TensorSpec(shape=(None, None), dtype=tf.int32)
+
+    def generate():
+        for inputs, labels in batches:
+            yield {k: v.astype(np.int32) for k, v in inputs.items()}, labels.astype(np.int32)
+
+    dataset = tf.data.Dataset.from_generator(generate, output_signature=(inputs_spec, label_spec))
+    options = tf.data.Options()
+    # Ray Data already gave each worker its own shard.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    return dataset.with_options(options)
+
+
+class DevSet:
+    """The dev split, pre-batched by length, evaluated at entity or token level."""
+
+    def __init__(self, corpus: Any, split: str, use_chars: bool, max_word_length: int, constrained: bool = True,
+                 batch_size: int = 256):
+        from raytag.models import bilstm
+
+        self.constrained = constrained
+        corpus.require_split(split)
+        columns = ["word_ids", "tags", "tokens"]
+        table = corpus.table(split, columns=columns)
+        self.tags = table.column("tags").to_pylist()
+        word_ids = table.column("word_ids").to_pylist()
+        tokens = table.column("tokens").to_pylist()
+        order = np.argsort([len(s) for s in word_ids], kind="stable")
+        self.batches = []
+        for start in range(0, len(order), batch_size):
+            index = order[start : start + batch_size]
+            inputs, _ = bilstm.encode_batch(
+                [word_ids[i] for i in index],
+                [tokens[i] for i in index] if use_chars else None,
+                corpus.chars if use_chars else None,
+                max_word_length,
+            )
+            self.batches.append((index, inputs))
+
+    def evaluate(self, model: Any, corpus: Any) -> dict[str, float]:
+        from raytag.decoding import decode
+        from raytag.evaluate import evaluation_report
+        from raytag.models import bilstm
+
+        labels = corpus.labels.items
+        constrained: list[list[str]] = [[] for _ in self.tags]
+        greedy: list[list[str]] = [[] for _ in self.tags]
+        for index, inputs in self.batches:
+            probs = bilstm.predict_proba(model, inputs)
+            lengths = [len(self.tags[i]) for i in index]
+            for i, path in zip(index, decode(probs, lengths, labels, constrained=True), strict=True):
+                constrained[i] = [labels[t] for t in path]
+            for i, path in zip(index, decode(probs, lengths, labels, constrained=False), strict=True):
+                greedy[i] = [labels[t] for t in path]
+        report = evaluation_report(self.tags, constrained, entity=corpus.entity)
+        greedy_report = evaluation_report(self.tags, greedy, entity=corpus.entity)
+        chosen = report if self.constrained else greedy_report
+        metrics = {"dev_score": float(chosen["score"]), "dev_accuracy": float(chosen["token_accuracy"])}
+        if corpus.entity:
+            metrics.update(
+                dev_f1=float(chosen["micro"]["f1"]),
+                dev_precision=float(chosen["micro"]["precision"]),
+                dev_recall=float(chosen["micro"]["recall"]),
+                dev_f1_constrained=float(report["micro"]["f1"]),
+                dev_f1_argmax=float(greedy_report["micro"]["f1"]),
+            )
+        return {k: (v if math.isfinite(v) else 0.0) for k, v in metrics.items()}

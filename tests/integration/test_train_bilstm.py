@@ -1,0 +1,103 @@
+"""BiLSTM training on Ray Train (2 CPU workers), recovery, resume, registry and Tagger API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from raytag.artifact import train_and_register
+from raytag.config import BiLSTMConfig, CorpusConfig, JobConfig, RegistryConfig, SplitConfig, TrainConfig
+from raytag.prepare import prepare
+from raytag.registry import Registry
+from raytag.tagger import load_tagger
+from raytag.train.run import train
+from tests.helpers import GMB, synthetic_conll, write
+
+SMALL = BiLSTMConfig(embedding_dim=16, lstm_units=16, lstm_layers=1, dropout=0.0)
+
+
+def _job(tmp_path: Path, name: str, corpus: CorpusConfig, **train) -> JobConfig:
+    return JobConfig(
+        name=name, workdir=str(tmp_path / "runs"), corpus=corpus,
+        split=SplitConfig(ratios={"train": 0.8, "dev": 0.1, "test": 0.1}),
+        model=SMALL, train=TrainConfig(**{"batch_size": 16, "learning_rate": 0.01, **train}),
+        registry=RegistryConfig(root=str(tmp_path / "registry")),
+    )
+
+
+@pytest.fixture(scope="module")
+def conll_corpus(tmp_path_factory, ray_local):
+    tmp = tmp_path_factory.mktemp("bilstm")
+    path = write(tmp, "c.conll", synthetic_conll(240, seed=5))
+    job = _job(tmp, "prep", CorpusConfig(format="conll", path=str(path)))
+    return prepare(job, tmp / "prepared").directory
+
+
+def test_two_workers_identical_weights_and_recovery_from_a_dead_worker(ray_local, tmp_path, conll_corpus):
+    job = _job(tmp_path, "two", CorpusConfig(format="conll", path="unused"), num_workers=2, epochs=3,
+               max_failures=1, early_stopping_patience=None)
+    marker = tmp_path / "killed"
+    digests = tmp_path / "digests"
+    digests.mkdir()
+    version = train_and_register(job, conll_corpus, fault_injection={"epoch": 1, "rank": 1, "marker": str(marker)},
+                                 debug_dir=str(digests))
+    assert marker.exists(), "the injected failure never happened"
+    for epoch in (1, 2, 3):
+        ranks = {p.read_text() for p in digests.glob(f"weights-rank*-epoch{epoch}.sha256")}
+        assert len(list(digests.glob(f"weights-rank*-epoch{epoch}.sha256"))) == 2
+        assert len(ranks) == 1, f"replicas diverged at epoch {epoch}"
+    history = version.manifest["metrics"]
+    assert history["epoch"] >= 1
+    artifact = Registry(job.registry.root).fetch("two")
+    import json
+
+    epochs = [h["epoch"] for h in json.loads((artifact / "history.json").read_text())]
+    assert epochs == [1, 2, 3]  # epoch 2 was retrained after the restart, epoch 1 came from the checkpoint
+    assert (artifact / "curves.png").stat().st_size > 0
+    assert (artifact / "evaluation" / "confusion.png").stat().st_size > 0
+    assert 0.0 <= version.metrics["test_f1"] <= 1.0 and "dev_f1_argmax" in version.metrics
+
+
+def test_rerun_resumes_a_run_whose_driver_died(ray_local, tmp_path, conll_corpus):
+    first = _job(tmp_path, "resume", CorpusConfig(format="conll", path="unused"), num_workers=1, epochs=1)
+    outcome = train(first, conll_corpus)
+    assert [h["epoch"] for h in outcome.history] == [1]
+    # A driver that dies never writes the completion marker: the run is unfinished.
+    Path(outcome.run_dir, "raytag_completed.json").unlink()
+    longer = first.model_copy(update={"train": first.train.model_copy(update={"epochs": 3})})
+    resumed = train(longer, conll_corpus)
+    assert resumed.resumed
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
+    assert resumed.history[0] == outcome.history[0]  # epoch 1 was not trained again
+    with pytest.raises(Exception, match="already finished"):
+        train(longer, conll_corpus)
+    assert [h["epoch"] for h in train(longer, conll_corpus, fresh=True).history] == [1, 2, 3]
+
+
+def test_overfit_register_and_tag_raw_text(ray_local, tmp_path):
+    sentences = "\n".join(["Ada B-PER\nlives O\nin O\nParis B-LOC\n. O\n"] * 30 + ["Grace B-PER\nHopper I-PER\nleft O\nOslo B-LOC\n"] * 30)
+    path = write(tmp_path, "o.conll", sentences)
+    job = _job(tmp_path, "overfit", CorpusConfig(format="conll", path=str(path)), num_workers=1, epochs=12,
+               early_stopping_patience=None)
+    directory = prepare(job, tmp_path / "p").directory
+    version = train_and_register(job, directory)
+    assert version.metrics["test_f1"] == 1.0
+    tagger = load_tagger("overfit@latest", job.registry.root)
+    [result] = tagger.predict(["Grace Hopper lives in Paris ."])
+    spans = [(e.entity_group, e.word, e.start, e.end) for e in result.entities]
+    assert spans == [("PER", "Grace Hopper", 0, 12), ("LOC", "Paris", 22, 27)]
+    assert all(0.0 < e.score <= 1.0 for e in result.entities)
+
+
+def test_pos_plain_tags(ray_local, tmp_path):
+    gmb = write(tmp_path, "g.csv", GMB * 1, encoding="latin-1")
+    text = GMB + "".join(GMB.splitlines(keepends=True)[1:]) * 10
+    gmb.write_bytes(text.encode("latin-1"))
+    job = _job(tmp_path, "pos", CorpusConfig(format="gmb_csv", path=str(gmb), encoding="latin-1", tag_column="POS",
+                                             scheme="plain"), num_workers=1, epochs=2)
+    version = train_and_register(job, prepare(job, tmp_path / "p").directory)
+    assert "test_accuracy" in version.metrics and "test_f1" not in version.metrics
+    [result] = load_tagger(str(Registry(job.registry.root).fetch("pos"))).predict([["Families", "of", "London"]])
+    assert result.entities == [] and len(result.tags) == 3
+    assert set(result.tags) <= set(version.labels)
