@@ -84,10 +84,13 @@ def test_overfit_register_and_tag_raw_text(ray_local, tmp_path):
     version = train_and_register(job, directory)
     assert version.metrics["test_f1"] == 1.0
     tagger = load_tagger("overfit@latest", job.registry.root)
-    [result] = tagger.predict(["Grace Hopper lives in Paris ."])
-    spans = [(e.entity_group, e.word, e.start, e.end) for e in result.entities]
-    assert spans == [("PER", "Grace Hopper", 0, 12), ("LOC", "Paris", 22, 27)]
-    assert all(0.0 < e.score <= 1.0 for e in result.entities)
+    first, second = tagger.predict(["Grace Hopper left Oslo", "Ada lives in  Paris."])
+    assert [(e.entity_group, e.word, e.start, e.end) for e in first.entities] == [
+        ("PER", "Grace Hopper", 0, 12), ("LOC", "Oslo", 18, 22)]
+    # Offsets index the raw text, double space and attached full stop included.
+    assert [(e.entity_group, e.word, e.start, e.end) for e in second.entities] == [
+        ("PER", "Ada", 0, 3), ("LOC", "Paris", 14, 19)]
+    assert all(0.5 < e.score <= 1.0 for e in first.entities + second.entities)
 
 
 def test_pos_plain_tags(ray_local, tmp_path):

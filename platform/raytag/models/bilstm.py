@@ -291,8 +291,17 @@ def predict_proba(model: keras.Model, inputs: Mapping[str, np.ndarray]) -> np.nd
     Extra input keys (e.g. ``char_ids`` for a word-only model) are ignored. Rows at padded
     positions are meaningless; slice each sentence to its length.
     """
-    # A direct call avoids predict()'s per-call dataset setup, which dominates small batches.
-    return np.asarray(model(_model_inputs(model, inputs), training=False))
+    # A compiled direct call: predict() pays per-call dataset setup, and an eager call
+    # runs the LSTM step by step in Python. One trace serves every batch shape.
+    function = getattr(model, "_raytag_predict", None)
+    if function is None:
+        signature = [{
+            name: tf.TensorSpec(shape=(None,) * len(tensor.shape), dtype=tf.int32)
+            for name, tensor in zip(model.input_names, model.inputs, strict=True)
+        }]
+        function = tf.function(lambda x: model(x, training=False), input_signature=signature)
+        model._raytag_predict = function
+    return np.asarray(function(_model_inputs(model, inputs)))
 
 
 def _sizes(model: keras.Model) -> dict[str, int | None]:

@@ -36,6 +36,11 @@ def train_loop(loop_config: dict[str, Any]) -> None:
 
     job = JobConfig.model_validate(loop_config["job"])
     corpus = PreparedCorpus(loop_config["prepared_dir"])
+    # One worker per CPU it was given: more TF threads than that only fight each other
+    # (and the collective's gRPC threads) for the same cores.
+    threads = max(1, int(job.train.cpus_per_worker))
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     tf_keras.utils.set_random_seed(job.train.seed)
