@@ -135,7 +135,8 @@ def train(
     try:
         job = load_job(config, overrides or [])
         with ray_session(
-            address or job.ray.address, num_cpus=job.ray.num_cpus, object_store_memory=job.ray.object_store_memory
+            address or job.ray.address, num_cpus=job.ray.num_cpus, object_store_memory=job.ray.object_store_memory,
+            log_to_driver=verbose,
         ):
             directory = prepared or Path(job.prepared_dir())
             if prepared is None and not (directory / "manifest.json").is_file():
@@ -266,24 +267,42 @@ def models_alias(
 @app.command()
 def demo(
     workdir: Annotated[Path, typer.Option(help="Where the demo writes its outputs.")] = Path("runs/demo"),
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Ray Data progress logs.")] = False,
+    steps: Annotated[int, typer.Option(help="Training steps per epoch (a short budget).")] = 400,
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 3,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Ray progress logs.")] = False,
 ) -> None:
-    """Run the main job on embedded defaults: local Ray, the bundled GMB corpus, a local registry."""
+    """Run the main job on embedded defaults: local Ray, the bundled GMB corpus, a local registry.
+
+    Prepares GMB on Ray Data, trains the BiLSTM on Ray Train for a short budget,
+    evaluates it on the test split, registers it and tags an example sentence.
+    """
+    import json
+
+    from raytag.artifact import train_and_register
     from raytag.config import demo_job
     from raytag.prepare import prepare as run_prepare
     from raytag.session import ray_session
+    from raytag.tagger import load_tagger
 
     _quiet_ray(verbose)
-    job = demo_job(str(workdir))
-    console.rule("raytag demo: prepare the bundled GMB corpus on Ray Data")
+    job = demo_job(str(workdir), steps_per_epoch=steps, epochs=epochs)
     try:
-        with ray_session(num_cpus=job.ray.num_cpus):
+        with ray_session(num_cpus=job.ray.num_cpus, log_to_driver=verbose):
+            console.rule("1/4 prepare the bundled GMB corpus on Ray Data")
             result = run_prepare(job, overwrite=True)
+            console.print(corpus_table(result.manifest))
+            console.rule(f"2/4 train the BiLSTM on Ray Train ({job.train.num_workers} workers, {epochs}×{steps} steps)")
+            version = train_and_register(job, result.directory, fresh=True)
     except RaytagError as exc:
         _fail(exc)
         return
-    console.print(f"prepared → {result.directory}")
-    console.print(corpus_table(result.manifest))
+    console.rule("3/4 evaluate on the test split and register")
+    console.print(f"registered [bold]{version.name}@v{version.version}[/] in {job.registry.root}")
+    console.print(metrics_table({k: v for k, v in version.metrics.items() if k.startswith(("test_", "dev_f1"))}))
+    console.rule("4/4 tag an example sentence")
+    example = "My name is Wolfgang and I live in Berkeley, California."
+    tagger = load_tagger(f"{version.name}@v{version.version}", job.registry.root)
+    console.print_json(json.dumps(tagger.predict([example])[0].to_dict(with_tokens=False)))
 
 
 @app.command()

@@ -177,13 +177,19 @@ class JobConfig(Section):
         return self.registry.model_name or self.name
 
 
-def demo_job(workdir: str = "runs/demo") -> JobConfig:
-    """The embedded default job: NER on the bundled GMB corpus, split 90/10."""
+def demo_job(workdir: str = "runs/demo", *, steps_per_epoch: int = 400, epochs: int = 3) -> JobConfig:
+    """The embedded default job: BiLSTM NER on the bundled GMB corpus, a short training budget."""
     return JobConfig(
         name="gmb_ner_demo",
         workdir=workdir,
         corpus=CorpusConfig(format="gmb_csv", path="raytag:gmb", encoding="latin-1", scheme="iob2"),
+        split=SplitConfig(ratios={"train": 0.81, "dev": 0.09, "test": 0.1}, seed=42),
         prepare=PrepareConfig(output_dir=str(Path(workdir) / "prepared")),
+        # One worker holding both CPUs: on a 2-core machine two workers only add all-reduce
+        # traffic (see BENCHMARKS.md); on a cluster raise train.num_workers.
+        train=TrainConfig(num_workers=1, cpus_per_worker=2, epochs=epochs, max_steps_per_epoch=steps_per_epoch,
+                          learning_rate=0.005),
+        registry=RegistryConfig(root=str(Path(workdir) / "registry")),
     )
 
 

@@ -19,6 +19,7 @@ def ray_session(
     num_cpus: int | None = None,
     object_store_memory: int | None = None,
     runtime_env: dict[str, Any] | None = None,
+    log_to_driver: bool = True,
 ) -> Iterator[None]:
     """Use the Ray already initialised in this process, connect to ``address``
     (or ``RAY_ADDRESS``), or start a local Ray with the dashboard off.
@@ -31,7 +32,9 @@ def ray_session(
         yield
         return
     target = address or os.environ.get("RAY_ADDRESS") or None
-    kwargs: dict[str, Any] = {"runtime_env": runtime_env} if runtime_env else {}
+    kwargs: dict[str, Any] = {"log_to_driver": log_to_driver}
+    if runtime_env:
+        kwargs["runtime_env"] = runtime_env
     if target and target != "local":
         ray.init(address=target, **kwargs)
     else:

@@ -1,0 +1,196 @@
+"""BiLSTM benchmarks: quality of a job, Ray Train overhead, Tagger throughput.
+
+    # quality: train + evaluate + register a job, print dev/test metrics and wall time
+    python bench/train_bilstm.py quality jobs/gmb_ner_bilstm.yaml --set train.num_workers=1
+    # overhead: the same model and steps as plain model.fit in one process, then on Ray Train
+    python bench/train_bilstm.py overhead jobs/gmb_ner_bilstm.yaml --steps 200 --epochs 2
+    # throughput of the Tagger API (words/s, batched) on a prepared split
+    python bench/train_bilstm.py throughput <model ref or artifact dir> <prepared dir>
+
+Run inside the loopback namespace (``make bench-train``). Every side of a
+comparison runs in its own fresh subprocess, in the same invocation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "2", "TF_USE_LEGACY_KERAS": "1",
+       "RAY_DATA_DISABLE_PROGRESS_BARS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+class TableShard:
+    """A pyarrow table behind the slice of the Ray Data shard API the train loop uses."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def iter_batches(self, batch_size: int, batch_format: str = "pyarrow"):
+        for offset in range(0, self.table.num_rows, batch_size):
+            yield self.table.slice(offset, batch_size)
+
+
+def _job(config: str, overrides: list[str]):
+    from raytag.config import load_job
+
+    return load_job(config, overrides)
+
+
+def _ensure_prepared(job) -> Path:
+    directory = Path(job.prepared_dir())
+    if not (directory / "manifest.json").is_file():
+        from raytag.prepare import prepare
+        from raytag.session import ray_session
+
+        with ray_session(num_cpus=2):
+            prepare(job, directory)
+    return directory
+
+
+def plain_fit(config: str, overrides: list[str]) -> dict:
+    """The workshop's way: one process, model.fit, the same batches and dev evaluation."""
+    t0 = time.perf_counter()
+    import tensorflow as tf
+
+    from raytag.corpus.prepared import PreparedCorpus
+    from raytag.models import bilstm
+    from raytag.train.keras_loop import DevSet, _as_tf_dataset, _epoch_batches
+
+    job = _job(config, overrides)
+    corpus = PreparedCorpus(job.prepared_dir())
+    tf.keras.utils.set_random_seed(job.train.seed) if hasattr(tf.keras.utils, "set_random_seed") else None
+    model = bilstm.build_model(job.model, len(corpus.words), len(corpus.chars), len(corpus.labels))
+    bilstm.compile_model(model, job.train.learning_rate)
+    dev = DevSet(corpus, job.train.dev_split, job.model.char_features != "none", job.model.max_word_length)
+    shard = TableShard(corpus.table("train", columns=["word_ids", "tag_ids", "tokens"]))
+    history = []
+    for epoch in range(job.train.epochs):
+        batches = _epoch_batches(shard, corpus, job, job.train.batch_size, epoch)[: job.train.max_steps_per_epoch]
+        fit = model.fit(_as_tf_dataset(batches, job, tf), epochs=1, steps_per_epoch=len(batches), verbose=0)
+        history.append({"epoch": epoch + 1, "loss": fit.history["loss"][-1], **dev.evaluate(model, corpus)})
+    return {"seconds": time.perf_counter() - t0, "history": history}
+
+
+def ray_fit(config: str, overrides: list[str]) -> dict:
+    import ray
+
+    from raytag.train.run import train
+
+    job = _job(config, overrides)
+    directory = _ensure_prepared(job)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    t0 = time.perf_counter()
+    outcome = train(job, directory, fresh=True)
+    seconds = time.perf_counter() - t0
+    ray.shutdown()
+    return {"seconds": seconds, "history": outcome.history}
+
+
+def quality(config: str, overrides: list[str]) -> dict:
+    from raytag.artifact import train_and_register
+    from raytag.session import ray_session
+
+    job = _job(config, overrides)
+    directory = _ensure_prepared(job)
+    with ray_session(num_cpus=2):
+        t0 = time.perf_counter()
+        version = train_and_register(job, directory, fresh=True)
+        seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "model": f"{version.name}@v{version.version}", "metrics": version.metrics}
+
+
+def throughput(ref: str, prepared: str, registry: str) -> dict:
+    from raytag.corpus.prepared import PreparedCorpus
+    from raytag.tagger import load_tagger
+
+    tagger = load_tagger(ref, registry)
+    corpus = PreparedCorpus(prepared)
+    tokens = corpus.table("test", columns=["tokens"]).column("tokens").to_pylist()
+    words = sum(len(t) for t in tokens)
+    tagger.predict(tokens[:512], batch_size=256)  # warm-up: tracing, allocator
+    out = {"sentences": len(tokens), "words": words}
+    for batch_size in (1, 32, 256):
+        sample = tokens if batch_size > 1 else tokens[:300]
+        t0 = time.perf_counter()
+        tagger.predict(sample, batch_size=batch_size)
+        seconds = time.perf_counter() - t0
+        out[f"batch{batch_size}_words_per_s"] = sum(len(t) for t in sample) / seconds
+    sentence = "The United Nations said on Monday that John Smith would travel to Berlin and Paris next week ."
+    latencies = []
+    for _ in range(50):
+        t0 = time.perf_counter()
+        tagger.predict([sentence])
+        latencies.append(time.perf_counter() - t0)
+    latencies.sort()
+    out["one_sentence_p50_ms"] = latencies[len(latencies) // 2] * 1000
+    return out
+
+
+def _child(kind: str, argv: list[str]) -> dict:
+    proc = subprocess.run([sys.executable, __file__, "_" + kind, *argv], capture_output=True, text=True, env=ENV,
+                          cwd=REPO)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        sys.stderr.write(proc.stdout[-5000:] + proc.stderr[-5000:])
+        raise SystemExit(f"{kind} failed")
+    return json.loads(lines[-1].removeprefix("RESULT "))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command")
+    parser.add_argument("args", nargs="*")
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--registry", default="runs/registry")
+    args = parser.parse_args()
+    sets = [arg for o in args.overrides for arg in ("--set", o)]
+    if args.command.startswith("_"):
+        kind = args.command[1:]
+        if kind == "plain":
+            result = plain_fit(args.args[0], args.overrides)
+        elif kind == "ray":
+            result = ray_fit(args.args[0], args.overrides)
+        elif kind == "quality":
+            result = quality(args.args[0], args.overrides)
+        else:
+            result = throughput(args.args[0], args.args[1], args.registry)
+        print("RESULT " + json.dumps(result))
+        return
+    if args.command == "overhead":
+        config = args.args[0]
+        budget = [f"train.epochs={args.epochs}", f"train.max_steps_per_epoch={args.steps}",
+                  "train.early_stopping_patience=null"]
+        base = ["--set", "train.num_workers=1", "--set", "train.cpus_per_worker=2"]
+        budget_sets = [arg for o in budget for arg in ("--set", o)]
+        _ensure_prepared(_job(config, args.overrides))
+        plain = _child("plain", [config, *sets, *budget_sets, *base])
+        one = _child("ray", [config, *sets, *budget_sets, *base, "--set", "name=overhead_w1"])
+        two = _child("ray", [config, *sets, *budget_sets, "--set", "train.num_workers=2",
+                             "--set", "train.cpus_per_worker=1", "--set", "name=overhead_w2"])
+        print(json.dumps({"plain_s": plain["seconds"], "ray_1_worker_s": one["seconds"],
+                          "ray_2_workers_s": two["seconds"],
+                          "ray1_over_plain": one["seconds"] / plain["seconds"],
+                          "ray2_over_ray1": two["seconds"] / one["seconds"],
+                          "dev_f1": {"plain": plain["history"][-1].get("dev_score"),
+                                     "ray1": one["history"][-1].get("dev_score"),
+                                     "ray2": two["history"][-1].get("dev_score")}}, indent=2))
+    elif args.command == "quality":
+        print(json.dumps(_child("quality", [args.args[0], *sets]), indent=2))
+    elif args.command == "throughput":
+        print(json.dumps(_child("throughput", [*args.args, "--registry", args.registry]), indent=2))
+    else:
+        raise SystemExit(f"unknown command {args.command!r}")
+
+
+if __name__ == "__main__":
+    main()
