@@ -14,7 +14,7 @@ export CUDA_VISIBLE_DEVICES :=
 export TF_USE_LEGACY_KERAS := 1
 export RAY_DATA_DISABLE_PROGRESS_BARS := 1
 
-.PHONY: install demo test test-unit bench lock clean
+.PHONY: install demo test test-unit bench bench-train lock clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,9 @@ test-unit: $(STAMP)
 
 bench: $(STAMP)
 	$(LOOPBACK) $(BIN)/python bench/prepare_gmb.py
+
+bench-train: $(STAMP)
+	$(LOOPBACK) $(BIN)/python bench/train_bilstm.py overhead jobs/gmb_ner_bilstm.yaml
 
 lock: $(STAMP)
 	(echo "# Exact versions the CPU install was resolved to (pip constraints). Regenerate with: make lock"; \
