@@ -73,9 +73,11 @@ def plain_fit(config: str, overrides: list[str]) -> dict:
     shard = TableShard(corpus.table("train", columns=["word_ids", "tag_ids", "tokens"]))
     history = []
     for epoch in range(job.train.epochs):
+        started = time.perf_counter()
         batches = _epoch_batches(shard, corpus, job, job.train.batch_size, epoch)[: job.train.max_steps_per_epoch]
         fit = model.fit(_as_tf_dataset(batches, job, tf), epochs=1, steps_per_epoch=len(batches), verbose=0)
-        history.append({"epoch": epoch + 1, "loss": fit.history["loss"][-1], **dev.evaluate(model, corpus)})
+        history.append({"epoch": epoch + 1, "loss": fit.history["loss"][-1], **dev.evaluate(model, corpus),
+                        "epoch_seconds": time.perf_counter() - started})
     return {"seconds": time.perf_counter() - t0, "history": history}
 
 
@@ -177,7 +179,10 @@ def main() -> None:
         one = _child("ray", [config, *sets, *budget_sets, *base, "--set", "name=overhead_w1"])
         two = _child("ray", [config, *sets, *budget_sets, "--set", "train.num_workers=2",
                              "--set", "train.cpus_per_worker=1", "--set", "name=overhead_w2"])
-        print(json.dumps({"plain_s": plain["seconds"], "ray_1_worker_s": one["seconds"],
+        last = {name: r["history"][-1]["epoch_seconds"] for name, r in (("plain", plain), ("ray1", one), ("ray2", two))}
+        print(json.dumps({"last_epoch_s": last, "ray1_over_plain_last_epoch": last["ray1"] / last["plain"],
+                          "ray2_over_ray1_last_epoch": last["ray2"] / last["ray1"],
+                          "plain_s": plain["seconds"], "ray_1_worker_s": one["seconds"],
                           "ray_2_workers_s": two["seconds"],
                           "ray1_over_plain": one["seconds"] / plain["seconds"],
                           "ray2_over_ray1": two["seconds"] / one["seconds"],

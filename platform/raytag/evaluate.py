@@ -252,7 +252,7 @@ def plot_confusion_matrix(
 
 
 def plot_curves(history: list[dict], path: str | Path) -> Path:
-    """Save per-epoch training curves: loss/val_loss and dev_f1/dev_accuracy panels.
+    """Save per-epoch training curves: loss (``loss`` or ``train_loss``, ``val_loss``) and dev_f1/dev_accuracy panels.
 
     Each history entry is one epoch's metrics keyed by name, with ``epoch``;
     entries without ``epoch`` are numbered by position (1-based).  Metrics
@@ -272,7 +272,7 @@ def plot_curves(history: list[dict], path: str | Path) -> Path:
 
     fig = _new_figure((11.0, 4.0))
     panels = (
-        (fig.add_subplot(1, 2, 1), ("loss", "val_loss"), "loss"),
+        (fig.add_subplot(1, 2, 1), ("loss", "train_loss", "val_loss"), "loss"),
         (fig.add_subplot(1, 2, 2), ("dev_f1", "dev_accuracy"), "dev metric"),
     )
     for ax, keys, ylabel in panels:

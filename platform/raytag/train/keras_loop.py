@@ -13,6 +13,7 @@ import json
 import math
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -66,11 +67,13 @@ def train_loop(loop_config: dict[str, Any]) -> None:
     while state["epoch"] < job.train.epochs:
         epoch = state["epoch"]
         _maybe_fail(fault, epoch, rank)
+        started = time.perf_counter()
         batches = _epoch_batches(shard, corpus, job, per_worker, epoch)
         if job.train.max_steps_per_epoch:
             batches = batches[: job.train.max_steps_per_epoch]
         fit = model.fit(_as_tf_dataset(batches, job, tf), epochs=1, steps_per_epoch=len(batches), verbose=0)
         metrics = {"epoch": epoch + 1, "train_loss": float(fit.history["loss"][-1]), **dev.evaluate(model, corpus)}
+        metrics["epoch_seconds"] = time.perf_counter() - started
         score = metrics["dev_score"]
         improved = state["best_score"] is None or score > state["best_score"]
         state.update(
