@@ -37,7 +37,7 @@ def train_loop(loop_config: dict[str, Any]) -> None:
 
     job = JobConfig.model_validate(loop_config["job"])
     corpus = PreparedCorpus(loop_config["prepared_dir"])
-    # One worker per CPU it was given: more TF threads than that only fight each other
+    # As many TF threads as CPUs this worker was given: more only fight the other workers
     # (and the collective's gRPC threads) for the same cores.
     threads = max(1, int(job.train.cpus_per_worker))
     tf.config.threading.set_intra_op_parallelism_threads(threads)
@@ -53,6 +53,7 @@ def train_loop(loop_config: dict[str, Any]) -> None:
 
     state: dict[str, Any] = {"epoch": 0, "history": [], "best_score": None, "best_epoch": None, "stale_epochs": 0}
     checkpoint = ray.train.get_checkpoint()
+    # Weights and loop state are restored; Adam's moment estimates restart from zero.
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
             model.load_weights(str(Path(directory) / WEIGHTS))
