@@ -35,11 +35,12 @@ import pyarrow.parquet as pq
 import raytag
 from raytag.config import JobConfig, resolved
 from raytag.corpus import columnar, readers, sources, transforms
+from raytag.corpus.prepared import MANIFEST
 from raytag.corpus.schemes import detect_scheme, label_order
 from raytag.corpus.vocab import Vocabulary
 from raytag.errors import ConfigError, CorpusError, RaytagError
 
-MANIFEST = "manifest.json"
+
 ERROR_EXAMPLES = 20
 
 
@@ -402,11 +403,3 @@ def _manifest(
         "fingerprint": fingerprint.hexdigest(),
         "config": resolved(config),
     }
-
-
-def load_manifest(directory: str | Path) -> dict[str, Any]:
-    """Read a prepared corpus's manifest, with a clear error when it is not one."""
-    path = Path(directory) / MANIFEST
-    if not path.is_file():
-        raise FileNotFoundError(f"{directory} is not a prepared corpus (no {MANIFEST}); run `raytag prepare` first")
-    return json.loads(path.read_text(encoding="utf-8"))
