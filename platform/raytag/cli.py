@@ -291,7 +291,8 @@ def demo(
             console.rule("1/4 prepare the bundled GMB corpus on Ray Data")
             result = run_prepare(job, overwrite=True)
             console.print(corpus_table(result.manifest))
-            console.rule(f"2/4 train the BiLSTM on Ray Train ({job.train.num_workers} workers, {epochs}×{steps} steps)")
+            workers = job.train.num_workers
+            console.rule(f"2/4 train the BiLSTM on Ray Train ({workers} worker{'s' * (workers != 1)}, {epochs}×{steps} steps)")
             version = train_and_register(job, result.directory, fresh=True)
     except RaytagError as exc:
         _fail(exc)
