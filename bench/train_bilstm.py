@@ -66,7 +66,7 @@ def plain_fit(config: str, overrides: list[str]) -> dict:
 
     job = _job(config, overrides)
     corpus = PreparedCorpus(job.prepared_dir())
-    tf.keras.utils.set_random_seed(job.train.seed) if hasattr(tf.keras.utils, "set_random_seed") else None
+    tf.keras.utils.set_random_seed(job.train.seed)
     model = bilstm.build_model(job.model, len(corpus.words), len(corpus.chars), len(corpus.labels))
     bilstm.compile_model(model, job.train.learning_rate)
     dev = DevSet(corpus, job.train.dev_split, job.model.char_features != "none", job.model.max_word_length)

@@ -47,6 +47,16 @@ def _quiet_ray(verbose: bool) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def _job_session(job: Any, address: str | None, log_to_driver: bool = True) -> Any:
+    """The Ray a job runs on: --address, else the job's ray.address, else a new local Ray."""
+    from raytag.session import ray_session
+
+    return ray_session(
+        address or job.ray.address, num_cpus=job.ray.num_cpus, object_store_memory=job.ray.object_store_memory,
+        log_to_driver=log_to_driver,
+    )
+
+
 @app.command()
 def validate(
     files: Annotated[list[Path], typer.Argument(help="Job or corpus YAML files.")],
@@ -80,14 +90,11 @@ def prepare(
     """Read, validate, split and encode a corpus on Ray Data into Parquet shards + manifest."""
     from raytag.config import load_job
     from raytag.prepare import prepare as run_prepare
-    from raytag.session import ray_session
 
     _quiet_ray(verbose)
     try:
         job = load_job(config, overrides or [])
-        with ray_session(
-            address or job.ray.address, num_cpus=job.ray.num_cpus, object_store_memory=job.ray.object_store_memory
-        ):
+        with _job_session(job, address):
             result = run_prepare(job, out, overwrite=overwrite)
     except (RaytagError, FileExistsError, FileNotFoundError) as exc:
         _fail(exc)
@@ -129,15 +136,11 @@ def train(
     from raytag.artifact import train_and_register
     from raytag.config import load_job
     from raytag.prepare import prepare as run_prepare
-    from raytag.session import ray_session
 
     _quiet_ray(verbose)
     try:
         job = load_job(config, overrides or [])
-        with ray_session(
-            address or job.ray.address, num_cpus=job.ray.num_cpus, object_store_memory=job.ray.object_store_memory,
-            log_to_driver=verbose,
-        ):
+        with _job_session(job, address, log_to_driver=verbose):
             directory = prepared or Path(job.prepared_dir())
             if prepared is None and not (directory / "manifest.json").is_file():
                 console.print(f"preparing {job.name} → {directory}")
