@@ -14,7 +14,7 @@ export CUDA_VISIBLE_DEVICES :=
 export TF_USE_LEGACY_KERAS := 1
 export RAY_DATA_DISABLE_PROGRESS_BARS := 1
 
-.PHONY: install demo test test-unit bench bench-train lock clean
+.PHONY: install demo test test-unit bench bench-train bench-transformer lock clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ bench: $(STAMP)
 
 bench-train: $(STAMP)
 	$(LOOPBACK) $(BIN)/python bench/train_bilstm.py overhead jobs/gmb_ner_bilstm.yaml
+
+# CoNLL-2003 (from ../shared/data): Ray Train vs the plain HF Trainer, then the full-budget run.
+bench-transformer: $(STAMP)
+	$(LOOPBACK) $(BIN)/python bench/train_transformer.py overhead jobs/conll03_transformer.yaml --steps 150 --epochs 2
+	$(LOOPBACK) $(BIN)/python bench/train_transformer.py quality jobs/conll03_transformer.yaml
 
 lock: $(STAMP)
 	(echo "# Exact versions the CPU install was resolved to (pip constraints). Regenerate with: make lock"; \

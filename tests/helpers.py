@@ -65,3 +65,23 @@ def synthetic_conll(sentences: int, seed: int = 0) -> str:
                 lines.append(f"{rng.choice(words)} NN B-NP O")
         lines.append("")
     return "\n".join(lines) + "\n"
+
+
+def tiny_encoder(directory: Path, words: list[str], hidden: int = 32, layers: int = 1) -> Path:
+    """A randomly initialised tiny BERT and a WordPiece tokenizer made here, saved as an HF directory."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from raytag.models.subwords import tiny_wordpiece_tokenizer
+
+    tokenizer = tiny_wordpiece_tokenizer(words)
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(tokenizer), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
+        intermediate_size=hidden * 2, max_position_embeddings=64, hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    BertModel(config).save_pretrained(str(directory))
+    tokenizer.save_pretrained(str(directory))
+    return directory

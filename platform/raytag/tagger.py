@@ -19,6 +19,8 @@ import numpy as np
 from raytag.decoding import EntitySpan, decode, offsets_for_tokens, spans_from_tags, tokenize_with_offsets
 
 TAGGER_FILE = "tagger.json"
+# Inside a transformer artifact: the ``save_pretrained`` model and tokenizer.
+TRANSFORMER_MODEL_DIR = "model"
 
 
 @dataclass
@@ -74,6 +76,19 @@ def _prepare_inputs(inputs: Sequence[str] | Sequence[Sequence[str]]) -> list[tup
     return out
 
 
+def _tagged(item: tuple[str, list[str], list[tuple[int, int]]], probs: np.ndarray, path: Sequence[int],
+            labels: Sequence[str], entity: bool) -> TaggedSentence:
+    """One sentence's result from its per-word probabilities and decoded tag ids."""
+    text, words, offsets = item
+    scores = [float(probs[t, tag]) for t, tag in enumerate(path)]
+    tags = [labels[t] for t in path]
+    return TaggedSentence(
+        text,
+        [TaggedToken(w, s, e, tag, sc) for w, (s, e), tag, sc in zip(words, offsets, tags, scores, strict=True)],
+        spans_from_tags(tags, offsets, text, scores) if entity else [],
+    )
+
+
 class BiLSTMTagger:
     """A BiLSTM tagger artifact loaded for in-process prediction."""
 
@@ -116,15 +131,57 @@ class BiLSTMTagger:
             probs = bilstm.predict_proba(self.model, model_inputs)
             paths = decode(probs, [len(t) for t in tokens], self.labels, constrained=self.constrained)
             for row, (i, path) in enumerate(zip(nonempty, paths, strict=True)):
-                text, words, offsets = prepared[i]
-                scores = [float(probs[row, t, tag]) for t, tag in enumerate(path)]
-                tags = [self.labels[t] for t in path]
-                results[i] = TaggedSentence(
-                    text,
-                    [TaggedToken(w, s, e, tag, sc) for w, (s, e), tag, sc in zip(words, offsets, tags, scores, strict=True)],
-                    spans_from_tags(tags, offsets, text, scores) if self.entity else [],
-                )
+                results[i] = _tagged(prepared[i], probs[row], path, self.labels, self.entity)
         return [r for r in results if r is not None]
+
+
+class TransformerTagger:
+    """A fine-tuned transformer artifact (a ``save_pretrained`` directory) for in-process prediction.
+
+    Texts longer than the model's window are tagged through overlapping windows
+    (``stride`` words of context), so every word gets a prediction.
+    """
+
+    kind = "transformer"
+
+    def __init__(self, directory: str | Path, device: str | None = None) -> None:
+        from transformers import AutoModelForTokenClassification
+
+        from raytag.models.transformer import load_tokenizer
+
+        self.directory = Path(directory)
+        meta = json.loads((self.directory / TAGGER_FILE).read_text(encoding="utf-8"))
+        self.labels = list(meta["labels"])
+        self.entity = bool(meta["entity"])
+        self.constrained = bool(meta.get("constrained_decoding", True))
+        self.max_length = int(meta["max_length"])
+        self.stride = int(meta["stride"])
+        model_dir = self.directory / meta.get("model_dir", TRANSFORMER_MODEL_DIR)
+        self.tokenizer = load_tokenizer(model_dir)
+        self.model = AutoModelForTokenClassification.from_pretrained(str(model_dir))
+        if device:
+            self.model.to(device)
+        self.model.eval()
+        stored = [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
+        if stored != self.labels:
+            raise ValueError(f"{model_dir}: model labels {stored} differ from {TAGGER_FILE} labels {self.labels}")
+
+    def predict(self, inputs: Sequence[str] | Sequence[Sequence[str]], batch_size: int = 64) -> list[TaggedSentence]:
+        """Tag texts (tokenized by :func:`raytag.decoding.tokenize_with_offsets`) or token lists."""
+        from raytag.models.transformer import word_probabilities
+
+        prepared = _prepare_inputs(inputs)
+        probs = word_probabilities(
+            self.model, self.tokenizer, [p[1] for p in prepared], self.max_length, self.stride, batch_size
+        )
+        results = []
+        for item, p in zip(prepared, probs, strict=True):
+            if not item[1]:
+                results.append(TaggedSentence(item[0]))
+                continue
+            path = decode(p[None], [len(p)], self.labels, constrained=self.constrained)[0]
+            results.append(_tagged(item, p, path, self.labels, self.entity))
+        return results
 
 
 def load_tagger(ref: str | Path, registry_root: str | None = None) -> Tagger:
@@ -138,4 +195,6 @@ def load_tagger(ref: str | Path, registry_root: str | None = None) -> Tagger:
     kind = meta.get("kind")
     if kind == "bilstm":
         return BiLSTMTagger(path)
+    if kind == "transformer":
+        return TransformerTagger(path)
     raise ValueError(f"{path}: unknown tagger kind {kind!r}")

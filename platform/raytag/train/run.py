@@ -67,9 +67,6 @@ def train(
     """
     import ray
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
-    from ray.train.tensorflow import TensorflowTrainer
-
-    from raytag.train.keras_loop import train_loop
 
     if not ray.is_initialized():
         raise RuntimeError("train() needs a Ray session; wrap the call in raytag.session.ray_session()")
@@ -94,7 +91,8 @@ def train(
         resumed = False
 
     score_key = "dev_score"
-    trainer = TensorflowTrainer(
+    trainer_class, train_loop, dataset_options = _framework(job, corpus)
+    trainer = trainer_class(
         train_loop,
         train_loop_config={
             "job": resolved(job),
@@ -116,9 +114,7 @@ def train(
             ),
             worker_runtime_env={"env_vars": _worker_env(job)},
         ),
-        # Read before the workers take their CPUs: on a small cluster (2 CPUs, 2 workers)
-        # streaming reads would otherwise wait forever for a free CPU.
-        datasets={"train": corpus.dataset("train", columns=["word_ids", "tag_ids", "tokens"]).materialize()},
+        **dataset_options,
     )
     result = trainer.fit()
     if result.error is not None:
@@ -127,11 +123,38 @@ def train(
     if best is None:
         raise RuntimeError(f"run {run_dir} reported no checkpoint")
     checkpoint, metrics = best
-    history = _history(result.checkpoint or checkpoint)
+    history = _history(job, result.checkpoint or checkpoint)
     fs, inner = _filesystem(f"{run_dir}/{DONE_MARKER}")
     with fs.open_output_stream(inner) as out:
         out.write(json.dumps({"best_checkpoint": checkpoint.path, "best_metrics": metrics}).encode())
     return TrainOutcome(run_dir, checkpoint.path, dict(metrics), history, resumed)
+
+
+def _framework(job: JobConfig, corpus: PreparedCorpus) -> tuple[Any, Any, dict[str, Any]]:
+    """The trainer class, per-worker loop and dataset options for the job's model kind."""
+    # Datasets are read before the workers take their CPUs: on a small cluster (2 CPUs,
+    # 2 workers) streaming reads would otherwise wait forever for a free CPU.
+    if job.model.kind == "transformer":
+        from ray.train import DataConfig
+        from ray.train.torch import TorchTrainer
+
+        from raytag.subword_stage import WINDOW_COLUMNS
+        from raytag.train.hf_loop import train_loop as hf_train_loop
+
+        if "subwords" not in corpus.manifest.get("stages", {}):
+            raise ConfigError(
+                f"{corpus.directory} has no subword windows; prepare it with this transformer job's config"
+            )
+        train_set = corpus.dataset("train", columns=list(WINDOW_COLUMNS[:2])).materialize()
+        # Every worker reads the whole split; the HF Trainer's distributed sampler shards it.
+        return TorchTrainer, hf_train_loop, {"datasets": {"train": train_set},
+                                             "dataset_config": DataConfig(datasets_to_split=[])}
+    from ray.train.tensorflow import TensorflowTrainer
+
+    from raytag.train.keras_loop import train_loop as keras_train_loop
+
+    train_set = corpus.dataset("train", columns=["word_ids", "tag_ids", "tokens"]).materialize()
+    return TensorflowTrainer, keras_train_loop, {"datasets": {"train": train_set}}
 
 
 def _worker_env(job: JobConfig) -> dict[str, str]:
@@ -139,11 +162,18 @@ def _worker_env(job: JobConfig) -> dict[str, str]:
     env = {"TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "RAY_DATA_DISABLE_PROGRESS_BARS": "1"}
     if not job.train.use_gpu:
         env["CUDA_VISIBLE_DEVICES"] = ""
+    if job.model.kind == "transformer":
+        # Keep transformers/datasets from importing TensorFlow into the PyTorch workers.
+        env.update(USE_TF="0", USE_TORCH="1", TOKENIZERS_PARALLELISM="false")
     return env
 
 
-def _history(checkpoint: Any) -> list[dict[str, Any]]:
-    from raytag.train.keras_loop import STATE
-
+def _history(job: JobConfig, checkpoint: Any) -> list[dict[str, Any]]:
     with checkpoint.as_directory() as directory:
+        if job.model.kind == "transformer":
+            from raytag.train.hf_loop import history_from_checkpoint
+
+            return history_from_checkpoint(directory)
+        from raytag.train.keras_loop import STATE
+
         return json.loads((Path(directory) / STATE).read_text())["history"]

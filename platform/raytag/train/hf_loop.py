@@ -1,0 +1,235 @@
+"""The per-worker training function of transformer taggers under Ray Train.
+
+Runs inside every ``TorchTrainer`` worker: the Hugging Face ``Trainer`` (wrapped
+by ``prepare_trainer``) fine-tunes the encoder with DDP over the process group
+Ray set up, every epoch ends with a word-level dev evaluation (seqeval), and
+``RayTrainReportCallback`` reports metrics and the Trainer's checkpoint to Ray
+Train. A restarted worker group resumes from the latest checkpoint: weights,
+optimizer, scheduler and step count.
+
+Every worker gets the whole training split from Ray Data (windows prepared by
+the subword stage) and the Trainer's distributed sampler gives each its share
+of every batch, so epochs, length-grouped batches and the learning-rate
+schedule match the plain single-process Trainer exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+CHECKPOINT_DIR = "checkpoint"
+
+
+def train_loop(loop_config: dict[str, Any]) -> None:
+    """Ray Train entry point; ``loop_config`` holds the resolved job and the prepared dir."""
+    import ray.train
+    import torch
+    import transformers
+    from ray.train.huggingface.transformers import RayTrainReportCallback, prepare_trainer
+
+    from raytag.config import JobConfig
+    from raytag.corpus.prepared import PreparedCorpus
+
+    job = JobConfig.model_validate(loop_config["job"])
+    corpus = PreparedCorpus(loop_config["prepared_dir"])
+    torch.set_num_threads(max(1, int(job.train.cpus_per_worker)))
+    # The "newly initialised classifier" load report is expected for every fine-tuning run.
+    transformers.logging.set_verbosity_error()
+    context = ray.train.get_context()
+    world = context.get_world_size()
+
+    shard = ray.train.get_dataset_shard("train")
+    features = training_features(shard.iter_batches(batch_size=4096, batch_format="pyarrow"))
+    output_dir = tempfile.mkdtemp(prefix="raytag-hf-")
+    trainer = build_trainer(job, corpus, features, output_dir, world)
+    trainer.add_callback(RayTrainReportCallback())
+    fault = loop_config.get("fault_injection")
+    if fault:
+        trainer.add_callback(_FaultInjection(fault, context.get_world_rank()))
+    trainer = prepare_trainer(trainer)
+
+    resume_from = None
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is not None:
+        # Copy out of Ray's download directory: the Trainer reads it lazily during train().
+        with checkpoint.as_directory() as directory:
+            resume_from = str(Path(output_dir) / "resume")
+            shutil.copytree(Path(directory) / CHECKPOINT_DIR, resume_from)
+    try:
+        trainer.train(resume_from_checkpoint=resume_from)
+    finally:
+        shutil.rmtree(output_dir, ignore_errors=True)
+
+
+def training_features(batches: Iterable[Any]) -> list[dict[str, list[int]]]:
+    """One training example per window, from Arrow batches of the prepared window columns."""
+    out: list[dict[str, list[int]]] = []
+    for batch in batches:
+        ids = batch.column("window_input_ids").to_pylist()
+        labels = batch.column("window_labels").to_pylist()
+        for sentence_ids, sentence_labels in zip(ids, labels, strict=True):
+            for window_ids, window_labels in zip(sentence_ids, sentence_labels, strict=True):
+                out.append({"input_ids": window_ids, "labels": window_labels})
+    # Ray Data does not promise an order across blocks; sort so every worker and
+    # every restart sees the same dataset (the sampler shuffles it with the seed).
+    out.sort(key=lambda f: (len(f["input_ids"]), f["input_ids"], f["labels"]))
+    return out
+
+
+def training_arguments(job: Any, output_dir: str, world: int, steps_per_epoch: int | None) -> Any:
+    """The HF ``TrainingArguments`` a job asks for; ``world`` splits the global batch."""
+    from transformers import TrainingArguments
+
+    model, train = job.model, job.train
+    per_device = max(1, train.batch_size // world)
+    by_steps = train.max_steps_per_epoch is not None
+    schedule: dict[str, Any] = (
+        {"max_steps": train.max_steps_per_epoch * train.epochs, "eval_strategy": "steps",
+         "save_strategy": "steps", "logging_strategy": "steps", "eval_steps": train.max_steps_per_epoch,
+         "save_steps": train.max_steps_per_epoch, "logging_steps": train.max_steps_per_epoch}
+        if by_steps
+        else {"num_train_epochs": train.epochs, "eval_strategy": "epoch", "save_strategy": "epoch",
+              "logging_strategy": "epoch"}
+    )
+    return TrainingArguments(
+        output_dir=output_dir,
+        per_device_train_batch_size=per_device,
+        per_device_eval_batch_size=per_device * 2,
+        learning_rate=train.learning_rate,
+        weight_decay=model.weight_decay,
+        warmup_steps=model.warmup_ratio,
+        seed=train.seed,
+        train_sampling_strategy="group_by_length" if model.group_by_length else "random",
+        use_cpu=not train.use_gpu,
+        fp16=model.mixed_precision == "fp16",
+        bf16=model.mixed_precision == "bf16",
+        report_to="none",
+        disable_tqdm=True,
+        save_total_limit=2,
+        dataloader_num_workers=0,
+        # The resumed run reshuffles instead of replaying the batches already seen:
+        # skipping means iterating the data, which costs minutes on large corpora.
+        ignore_data_skip=True,
+        **schedule,
+    )
+
+
+def build_trainer(job: Any, corpus: Any, features: list[dict], output_dir: str, world: int) -> Any:
+    """A Trainer whose ``evaluate()`` scores the dev split at word level."""
+    from transformers import DataCollatorForTokenClassification, Trainer
+
+    from raytag.models import transformer
+
+    tokenizer = transformer.load_tokenizer(corpus.directory / "tokenizer")
+    model = transformer.build_model(job.model, corpus.labels.items)
+    dev = DevSet(corpus, job.train.dev_split, job.model, job.train.constrained_decoding)
+
+    class WordLevelTrainer(Trainer):
+        def evaluate(self, eval_dataset: Any = None, ignore_keys: Any = None, metric_key_prefix: str = "eval") -> dict:
+            metrics = dev.evaluate(self.model, tokenizer, job.train.batch_size)
+            self.log(metrics)
+            self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+            return metrics
+
+    args = training_arguments(job, output_dir, world, job.train.max_steps_per_epoch)
+    return WordLevelTrainer(
+        model=model,
+        args=args,
+        train_dataset=features,
+        # Never read: evaluate() above scores the dev split's words itself. The Trainer
+        # only insists on having an eval set when evaluation is scheduled.
+        eval_dataset=dev.tokens,
+        data_collator=DataCollatorForTokenClassification(tokenizer),
+        processing_class=tokenizer,
+    )
+
+
+class DevSet:
+    """The dev split's words and gold tags, scored at word level after subword prediction."""
+
+    def __init__(self, corpus: Any, split: str, model: Any, constrained: bool) -> None:
+        corpus.require_split(split)
+        table = corpus.table(split, columns=["tokens", "tags"])
+        self.tokens = table.column("tokens").to_pylist()
+        self.tags = table.column("tags").to_pylist()
+        self.labels = corpus.labels.items
+        self.entity = corpus.entity
+        self.model = model
+        self.constrained = constrained
+
+    def evaluate(self, model: Any, tokenizer: Any, batch_size: int) -> dict[str, float]:
+        """Each worker tags its share of the dev sentences; the predictions are gathered and scored once."""
+        import torch.distributed as dist
+
+        from raytag.decoding import decode
+        from raytag.evaluate import evaluation_report
+        from raytag.models.transformer import word_probabilities
+
+        world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+        rank = dist.get_rank() if world > 1 else 0
+        mine = list(range(rank, len(self.tokens), world))
+        probs = word_probabilities(
+            _unwrap(model), tokenizer, [self.tokens[i] for i in mine], self.model.max_length, self.model.stride,
+            batch_size=max(8, batch_size),
+        )
+        predicted: dict[int, list[str]] = {}
+        for i, p in zip(mine, probs, strict=True):
+            path = decode(p[None], [len(p)], self.labels, constrained=self.constrained)[0] if len(p) else []
+            predicted[i] = [self.labels[t] for t in path]
+        if world > 1:
+            parts: list[Any] = [None] * world
+            dist.all_gather_object(parts, predicted)
+            predicted = {k: v for part in parts for k, v in part.items()}
+        report = evaluation_report(self.tags, [predicted[i] for i in range(len(self.tags))], entity=self.entity)
+        metrics = {"dev_score": float(report["score"]), "dev_accuracy": float(report["token_accuracy"])}
+        if self.entity:
+            metrics.update(dev_f1=float(report["micro"]["f1"]), dev_precision=float(report["micro"]["precision"]),
+                           dev_recall=float(report["micro"]["recall"]))
+        return {k: (v if math.isfinite(v) else 0.0) for k, v in metrics.items()}
+
+
+def _unwrap(model: Any) -> Any:
+    return getattr(model, "module", model)
+
+
+class _FaultInjection(TrainerCallback):
+    """Kill one worker once after a given optimisation step (tests only)."""
+
+    def __init__(self, fault: dict[str, Any], rank: int) -> None:
+        self.fault = fault
+        self.rank = rank
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.global_step != self.fault["step"] or self.rank != self.fault.get("rank", 0):
+            return
+        marker = Path(self.fault["marker"])
+        if marker.exists():
+            return
+        marker.write_text(f"worker {self.rank} killed after step {state.global_step}\n")
+        os._exit(1)
+
+
+def history_from_checkpoint(directory: str | Path) -> list[dict[str, Any]]:
+    """Per-evaluation curves (``epoch``, ``train_loss``, ``dev_*``) from the Trainer's saved state."""
+    state = json.loads((Path(directory) / CHECKPOINT_DIR / "trainer_state.json").read_text())
+    rows: dict[int, dict[str, Any]] = {}
+    for log in state.get("log_history", []):
+        step = int(log.get("step", 0))
+        row = rows.setdefault(step, {"step": step})
+        if "epoch" in log:
+            row["epoch"] = float(log["epoch"])
+        if "loss" in log:
+            row["train_loss"] = float(log["loss"])
+        for key, value in log.items():
+            if key.startswith("dev_"):
+                row[key] = float(value)
+    return [rows[k] for k in sorted(rows) if any(key.startswith("dev_") for key in rows[k])]

@@ -1,0 +1,150 @@
+"""Transformer tagger pieces without Ray: the subword stage, word-level prediction, artifacts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from raytag.config import TransformerConfig
+from raytag.models import transformer
+from raytag.models.subwords import IGNORE_INDEX, tiny_wordpiece_tokenizer
+from raytag.subword_stage import encode_windows
+from raytag.tagger import TAGGER_FILE, TRANSFORMER_MODEL_DIR, TransformerTagger, load_tagger
+from raytag.train.hf_loop import history_from_checkpoint, training_features
+from tests.helpers import tiny_encoder
+
+LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+SENTENCES = [["Ada", "lives", "in", "Paris", "."], ["Grace", "Hopper", "left", "Oslo", "."]]
+TAGS = [[1, 0, 0, 3, 0], [1, 2, 0, 3, 0]]
+
+
+def test_encode_windows_labels_every_word_once_across_windows() -> None:
+    # "supercalifragilistic" is not in the vocabulary: it splits into one subword per character.
+    tokenizer = tiny_wordpiece_tokenizer(["ada", "lives", "in", "paris"])
+    words = ["Ada", "supercalifragilistic", "lives", "in", "Paris", "."] * 3
+    tags = [1, 0, 0, 0, 3, 0] * 3
+    batch = pa.table({"tokens": [words, ["Ada"]], "tag_ids": [tags, [1]]})
+    out = encode_windows(batch, tokenizer, max_length=24, stride=1, label_all_subwords=False)
+    counts = out.column("window_count").to_pylist()
+    assert counts[0] > 1 and counts[1] == 1
+    windows = out.column("window_input_ids").to_pylist()[0]
+    labels = out.column("window_labels").to_pylist()[0]
+    assert all(len(w) <= 24 for w in windows)
+    # Each word's label appears exactly once over all windows, in word order.
+    seen = [label for window in labels for label in window if label != IGNORE_INDEX]
+    firsts = out.column("window_first_word").to_pylist()[0]
+    lasts = out.column("window_last_word").to_pylist()[0]
+    assert firsts[0] == 0 and lasts[-1] == len(words)
+    assert all(b == a for a, b in zip(lasts, firsts[1:]))  # owned runs partition the sentence
+    assert seen == tags
+
+
+def test_label_all_subwords_repeats_the_word_label() -> None:
+    tokenizer = tiny_wordpiece_tokenizer(["in"])
+    batch = pa.table({"tokens": [["Oslo", "in"]], "tag_ids": [[3, 0]]})
+    out = encode_windows(batch, tokenizer, max_length=32, stride=0, label_all_subwords=True)
+    labels = out.column("window_labels").to_pylist()[0][0]
+    assert labels == [IGNORE_INDEX, 3, 3, 3, 3, 0, IGNORE_INDEX]  # o ##s ##l ##o in
+
+
+def test_training_features_come_one_per_window_in_a_stable_order() -> None:
+    batch = pa.table({
+        "window_input_ids": pa.array([[[2, 7, 3], [2, 8, 9, 3]], [[2, 5, 3]]], type=pa.list_(pa.list_(pa.int32()))),
+        "window_labels": pa.array([[[-100, 1, -100], [-100, 0, 0, -100]], [[-100, 2, -100]]],
+                                  type=pa.list_(pa.list_(pa.int32()))),
+    })
+    features = training_features([batch.slice(1), batch.slice(0, 1)])
+    assert [f["input_ids"] for f in features] == [[2, 5, 3], [2, 7, 3], [2, 8, 9, 3]]
+
+
+def _overfit(tmp_path: Path):
+    import torch
+
+    encoder = tiny_encoder(tmp_path / "encoder", ["ada", "lives", "in", "paris", "grace", "hopper", "left", "oslo"])
+    config = TransformerConfig(encoder=str(encoder), max_length=8, stride=1)
+    tokenizer = transformer.load_tokenizer(encoder)
+    model = transformer.build_model(config, LABELS)
+    from raytag.models.subwords import encode_sentences
+
+    windows = encode_sentences(tokenizer, SENTENCES, TAGS, config.max_length, config.stride)
+    batch = transformer.pad_features([{"input_ids": w.input_ids, "labels": w.labels} for w in windows], 0)
+    torch.manual_seed(0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.02)
+    model.train()
+    for _ in range(80):
+        optimizer.zero_grad()
+        model(**batch).loss.backward()
+        optimizer.step()
+    return config, tokenizer, model
+
+
+def test_overfit_save_reload_identical_predictions(tmp_path) -> None:
+    config, tokenizer, model = _overfit(tmp_path)
+    # Sentences longer than max_length=8: predicted through windows.
+    expected = transformer.word_probabilities(model, tokenizer, SENTENCES, config.max_length, config.stride)
+    assert [list(p.argmax(-1)) for p in expected] == TAGS
+
+    artifact = tmp_path / "artifact"
+    model.save_pretrained(str(artifact / TRANSFORMER_MODEL_DIR))
+    tokenizer.save_pretrained(str(artifact / TRANSFORMER_MODEL_DIR))
+    meta = {"kind": "transformer", "labels": LABELS, "entity": True, "constrained_decoding": True,
+            "max_length": config.max_length, "stride": config.stride}
+    (artifact / TAGGER_FILE).write_text(json.dumps(meta))
+    tagger = load_tagger(artifact)
+    assert isinstance(tagger, TransformerTagger)
+    got = transformer.word_probabilities(tagger.model, tagger.tokenizer, SENTENCES, config.max_length, config.stride)
+    for a, b in zip(expected, got):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+    result = tagger.predict(["Grace Hopper left Oslo.", "", "Ada lives in Paris ."])
+    assert [(e.entity_group, e.word, e.start, e.end) for e in result[0].entities] == [
+        ("PER", "Grace Hopper", 0, 12), ("LOC", "Oslo", 18, 22)]
+    assert result[1].tokens == [] and result[1].entities == []
+    assert result[2].tags == ["B-PER", "O", "O", "B-LOC", "O"]
+    assert all(0.0 < e.score <= 1.0 for e in result[0].entities)
+    assert [t.tags for t in tagger.predict([SENTENCES[1]])] == [["B-PER", "I-PER", "O", "B-LOC", "O"]]
+
+    from transformers import pipeline
+
+    config_json = json.loads((artifact / TRANSFORMER_MODEL_DIR / "config.json").read_text())
+    assert config_json["id2label"]["1"] == "B-PER"
+    hf = pipeline("token-classification", model=str(artifact / TRANSFORMER_MODEL_DIR),
+                  aggregation_strategy="simple", device="cpu")
+    assert [s["entity_group"] for s in hf("grace hopper left oslo .")] == ["PER", "LOC"]
+
+
+def test_tagger_refuses_mismatched_labels(tmp_path) -> None:
+    config, tokenizer, model = _overfit(tmp_path)
+    artifact = tmp_path / "artifact"
+    model.save_pretrained(str(artifact / TRANSFORMER_MODEL_DIR))
+    tokenizer.save_pretrained(str(artifact / TRANSFORMER_MODEL_DIR))
+    meta = {"kind": "transformer", "labels": ["O", "B-X", "I-X", "B-Y", "I-Y"], "entity": True,
+            "max_length": 8, "stride": 1}
+    (artifact / TAGGER_FILE).write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="differ"):
+        load_tagger(artifact)
+
+
+def test_history_from_checkpoint_merges_loss_and_dev_metrics(tmp_path) -> None:
+    state = {"log_history": [
+        {"loss": 1.5, "epoch": 1.0, "step": 10}, {"dev_f1": 0.5, "dev_score": 0.5, "epoch": 1.0, "step": 10},
+        {"loss": 0.7, "epoch": 2.0, "step": 20}, {"dev_f1": 0.8, "dev_score": 0.8, "epoch": 2.0, "step": 20},
+        {"train_loss": 1.1, "train_runtime": 3.0, "epoch": 2.0, "step": 20},
+    ]}
+    (tmp_path / "checkpoint").mkdir()
+    (tmp_path / "checkpoint" / "trainer_state.json").write_text(json.dumps(state))
+    assert history_from_checkpoint(tmp_path) == [
+        {"step": 10, "epoch": 1.0, "train_loss": 1.5, "dev_f1": 0.5, "dev_score": 0.5},
+        {"step": 20, "epoch": 2.0, "train_loss": 0.7, "dev_f1": 0.8, "dev_score": 0.8},
+    ]
+
+
+def test_resolve_encoder_finds_the_bundled_minilm() -> None:
+    path = Path(transformer.resolve_encoder("bundled"))
+    assert (path / "config.json").is_file()
+    assert transformer.resolve_encoder("/some/dir") == "/some/dir"
+    assert transformer.load_tokenizer(path).is_fast
