@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 CONLL = """-DOCSTART- -X- -X- O
 
@@ -85,3 +86,61 @@ def tiny_encoder(directory: Path, words: list[str], hidden: int = 32, layers: in
     BertModel(config).save_pretrained(str(directory))
     tokenizer.save_pretrained(str(directory))
     return directory
+
+
+NER_LABELS = ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
+
+
+def publish_bilstm(registry_root: Path, name: str, seed: int = 0) -> Any:
+    """Register an untrained tiny BiLSTM tagger (valid predictions, no training needed)."""
+    import json
+    import tempfile
+    from collections import Counter
+
+    import tf_keras
+
+    from raytag.config import BiLSTMConfig
+    from raytag.corpus.vocab import Vocabulary
+    from raytag.models import bilstm
+    from raytag.registry import Registry
+
+    tf_keras.utils.set_random_seed(seed)
+    config = BiLSTMConfig(embedding_dim=8, lstm_units=8, lstm_layers=1, char_features="none")
+    words = Vocabulary.build(Counter("my name is wolfgang and i live in berkeley california .".split()))
+    chars = Vocabulary.build(Counter("abcdefghijklmnopqrstuvwxyz."))
+    labels = Vocabulary.labels(NER_LABELS)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "artifact"
+        model = bilstm.build_model(config, len(words), len(chars), len(labels))
+        bilstm.save_model(model, out, config)
+        words.save(out / "words.json")
+        chars.save(out / "chars.json")
+        labels.save(out / "labels.json")
+        meta = {"kind": "bilstm", "labels": NER_LABELS, "entity": True, "constrained_decoding": True,
+                "char_features": "none", "max_word_length": 20}
+        (out / "tagger.json").write_text(json.dumps(meta))
+        return Registry(str(registry_root)).publish(name, out, kind="bilstm", labels=NER_LABELS,
+                                                    metrics={"test_f1": 0.5}, config={}, data_fingerprint="test")
+
+
+def publish_transformer(registry_root: Path, name: str, work: Path, max_length: int = 16) -> Any:
+    """Register an untrained tiny transformer tagger whose window is ``max_length`` subwords."""
+    import json
+    import tempfile
+
+    from raytag.config import TransformerConfig
+    from raytag.models import transformer
+    from raytag.registry import Registry
+
+    encoder = tiny_encoder(work / "encoder", "my name is wolfgang and i live in berkeley california".split())
+    model = transformer.build_model(TransformerConfig(encoder=str(encoder)), NER_LABELS)
+    tokenizer = transformer.load_tokenizer(encoder)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "artifact"
+        model.save_pretrained(str(out / "model"))
+        tokenizer.save_pretrained(str(out / "model"))
+        meta = {"kind": "transformer", "labels": NER_LABELS, "entity": True, "constrained_decoding": True,
+                "max_length": max_length, "stride": 2}
+        (out / "tagger.json").write_text(json.dumps(meta))
+        return Registry(str(registry_root)).publish(name, out, kind="transformer", labels=NER_LABELS,
+                                                    metrics={"test_f1": 0.4}, config={}, data_fingerprint="test")

@@ -125,10 +125,12 @@ def training_arguments(job: Any, output_dir: str, world: int, steps_per_epoch: i
 
 def build_trainer(job: Any, corpus: Any, features: list[dict], output_dir: str, world: int) -> Any:
     """A Trainer whose ``evaluate()`` scores the dev split at word level."""
-    from transformers import DataCollatorForTokenClassification, Trainer
+    from transformers import DataCollatorForTokenClassification, Trainer, set_seed
 
     from raytag.models import transformer
 
+    # Seed before the classification head is initialised, not only inside the Trainer.
+    set_seed(job.train.seed)
     tokenizer = transformer.load_tokenizer(corpus.directory / "tokenizer")
     model = transformer.build_model(job.model, corpus.labels.items)
     dev = DevSet(corpus, job.train.dev_split, job.model, job.train.constrained_decoding)

@@ -1,0 +1,65 @@
+"""Deploy serving applications from Serve config data, the way ``serve deploy`` does.
+
+Config deploys give every deployment a code version derived from the import path
+and runtime_env, so a redeploy that only changes a model's registry ref updates
+``user_config`` and Serve calls ``reconfigure`` on the running replicas: no restart,
+no dropped request. (``serve.run`` on a Python app object would replace them.)
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from raytag.errors import ConfigError
+from raytag.serving.settings import ServeSettings
+
+APP_IMPORT_PATH = "raytag.serving.app:build_app"
+
+
+def app_config(args: dict[str, Any], name: str = "raytag", route_prefix: str = "/",
+               host: str = "127.0.0.1", port: int = 8000) -> dict[str, Any]:
+    """A one-application Serve config for ``build_app(args)`` (args are validated here)."""
+    ServeSettings.model_validate(args)
+    return {
+        "proxy_location": "HeadOnly",
+        "http_options": {"host": host, "port": port},
+        "applications": [{"name": name, "route_prefix": route_prefix, "import_path": APP_IMPORT_PATH,
+                          "args": args}],
+    }
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read a Serve config file and validate the args of every raytag application in it."""
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or not isinstance(data.get("applications"), list):
+        raise ConfigError(f"{path}: not a Serve config (no 'applications' list)")
+    return data
+
+
+def deploy(config: dict[str, Any], *, wait_s: float = 300.0) -> None:
+    """Apply a Serve config on the connected Ray and wait until every application is RUNNING."""
+    from ray import serve
+    from ray.serve.context import _get_global_client
+    from ray.serve.schema import ServeDeploySchema
+
+    schema = ServeDeploySchema.parse_obj(config)
+    http = config.get("http_options") or {}
+    serve.start(http_options={"host": http.get("host", "127.0.0.1"), "port": http.get("port", 8000)})
+    _get_global_client().deploy_apps(schema)
+    names = [app["name"] for app in config["applications"]]
+    deadline = time.monotonic() + wait_s
+    while True:
+        status = serve.status().applications
+        states = {name: status[name].status if name in status else "NOT_STARTED" for name in names}
+        if all(state == "RUNNING" for state in states.values()):
+            return
+        failed = {n: status[n].message for n, s in states.items() if s in ("DEPLOY_FAILED", "UNHEALTHY")}
+        if failed:
+            raise RuntimeError(f"serve deploy failed: {failed}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"applications not running after {wait_s:.0f}s: {states}")
+        time.sleep(0.5)

@@ -1,0 +1,223 @@
+"""The HTTP API on a real local Ray Serve, over 127.0.0.1: both model kinds, limits, auth,
+batching, backpressure and a live version switch."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+
+import httpx
+import pytest
+
+from tests.helpers import publish_bilstm, publish_transformer
+
+PORT = 18431
+BASE = f"http://127.0.0.1:{PORT}"
+KEY = "test-key-7f3a"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+EXAMPLE = "My name is Wolfgang and I live in Berkeley, California."
+
+
+def _args(registry, keys_file, bilstm_ref="bilstm", **overrides):
+    models = [
+        {"name": "bilstm", "ref": bilstm_ref, "max_batch_size": 16, "batch_wait_timeout_s": 0.05, "num_cpus": 0.25,
+         "max_ongoing_requests": 32, "max_queued_requests": 64},
+        {"name": "transformer", "ref": "transformer", "max_batch_size": 8, "batch_wait_timeout_s": 0.02,
+         "num_cpus": 0.25},
+        {"name": "tight", "ref": "bilstm", "num_cpus": 0.25, "max_ongoing_requests": 1, "max_queued_requests": 1,
+         "max_batch_size": 1},
+    ]
+    return {"registry_root": str(registry), "api_keys_file": str(keys_file), "max_text_chars": 5000,
+            "max_batch_items": 8, "models": models, **overrides}
+
+
+@pytest.fixture(scope="module")
+def server(ray_local, tmp_path_factory):
+    from ray import serve
+
+    from raytag.serving.deploy import app_config, deploy
+
+    tmp = tmp_path_factory.mktemp("serve")
+    registry = tmp / "registry"
+    publish_bilstm(registry, "bilstm", seed=1)
+    publish_transformer(registry, "transformer", tmp, max_length=16)
+    keys_file = tmp / "keys"
+    keys_file.write_text(f"# one key per line\n{KEY}\n")
+    deploy(app_config(_args(registry, keys_file), port=PORT))
+    with httpx.Client(base_url=BASE, timeout=30) as client:
+        deadline = time.monotonic() + 120
+        while client.get("/readyz").status_code != 200:
+            if time.monotonic() > deadline:
+                raise TimeoutError("serve never became ready")
+            time.sleep(0.5)
+        yield {"client": client, "registry": registry, "keys_file": keys_file}
+    serve.shutdown()
+
+
+def test_health_is_open_and_everything_else_needs_the_key(server):
+    client = server["client"]
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").status_code == 200
+    r = client.get("/v1/models"); assert r.status_code == 401, r.text
+    assert client.get("/v1/models", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert client.get("/v1/models", headers={"Authorization": KEY}).status_code == 401  # no scheme
+    response = client.post("/v1/models/bilstm/tag", json={"text": EXAMPLE})
+    assert response.status_code == 401 and response.headers["www-authenticate"] == "Bearer", response.text
+    listing = client.get("/v1/models", headers=AUTH).json()["models"]
+    by_name = {m["name"]: m for m in listing}
+    assert by_name["bilstm"]["kind"] == "bilstm" and by_name["transformer"]["kind"] == "transformer"
+    assert by_name["bilstm"]["version"] == 1 and "latest" in by_name["bilstm"]["aliases"]
+    assert by_name["transformer"]["labels"][0] == "O" and by_name["bilstm"]["metrics"]["test_f1"] == 0.5
+    assert "/v1/models/{name}/tag" in client.get("/openapi.json").json()["paths"]
+    assert client.get("/docs").status_code == 200
+
+
+@pytest.mark.parametrize("model", ["bilstm", "transformer"])
+def test_tag_text_texts_and_tokens(server, model):
+    client = server["client"]
+    one = client.post(f"/v1/models/{model}/tag", json={"text": EXAMPLE, "return_tokens": True}, headers=AUTH)
+    assert one.status_code == 200, one.text
+    body = one.json()
+    assert body["model"] == model and body["version"] == 1 and len(body["results"]) == 1
+    result = body["results"][0]
+    assert [t["text"] for t in result["tokens"]][:4] == ["My", "name", "is", "Wolfgang"]
+    for token in result["tokens"]:
+        assert EXAMPLE[token["start"] : token["end"]] == token["text"]
+    for entity in result["entities"]:
+        assert set(entity) == {"entity_group", "score", "word", "start", "end"}
+        assert EXAMPLE[entity["start"] : entity["end"]] == entity["word"]
+
+    many = client.post(f"/v1/models/{model}/tag", json={"texts": [EXAMPLE, "", "Berkeley"]}, headers=AUTH).json()
+    assert len(many["results"]) == 3 and many["results"][1] == {"entities": [], "tokens": None}
+    # Batching does not change answers (scores may differ in the last float32 bits with padding).
+    def spans(res):
+        return [(e["entity_group"], e["word"], e["start"], e["end"], round(e["score"], 4)) for e in res["entities"]]
+
+    assert spans(many["results"][0]) == spans(result)
+
+    tokens = client.post(f"/v1/models/{model}/tag", json={"tokens": [["I", "live", "in", "Berkeley"]],
+                                                          "return_tokens": True}, headers=AUTH).json()
+    assert [t["start"] for t in tokens["results"][0]["tokens"]] == [0, 2, 7, 10]
+
+
+def test_text_longer_than_the_window_is_tagged_completely(server):
+    text = " ".join(["I live in Berkeley ."] * 60)  # 300 words; the window is 16 subwords
+    body = server["client"].post("/v1/models/transformer/tag", json={"text": text, "return_tokens": True},
+                                 headers=AUTH).json()
+    assert len(body["results"][0]["tokens"]) == 300
+
+
+@pytest.mark.parametrize(
+    ("payload", "status", "field"),
+    [
+        (b"{not json", 422, "json"),
+        ({"text": 5}, 422, "text"),
+        ({"texts": "one string"}, 422, "texts"),
+        ({"tokens": [["ok"], "bad"]}, 422, "tokens"),
+        ({"text": "a", "texts": ["b"]}, 422, "exactly one"),
+        ({}, 422, "exactly one"),
+        ({"text": "x", "extra": 1}, 422, "extra"),
+        ({"text": "x" * 5001}, 413, "5000"),
+        ({"texts": ["a"] * 9}, 413, "at most 8"),
+    ],
+)
+def test_bad_input_gets_a_clear_status(server, payload, status, field):
+    client = server["client"]
+    if isinstance(payload, bytes):
+        response = client.post("/v1/models/bilstm/tag", content=payload,
+                               headers={**AUTH, "Content-Type": "application/json"})
+    else:
+        response = client.post("/v1/models/bilstm/tag", json=payload, headers=AUTH)
+    assert response.status_code == status, response.text
+    assert field in response.text
+
+
+def test_unknown_model_is_404(server):
+    response = server["client"].post("/v1/models/nope/tag", json={"text": "x"}, headers=AUTH)
+    assert response.status_code == 404 and "nope" in response.json()["detail"]
+
+
+def test_concurrent_requests_are_batched(server):
+    from ray import serve
+
+    handle = serve.get_deployment_handle("tagger-bilstm", app_name="raytag")
+    before = handle.stats.remote().result()["batch_sizes"]
+
+    async def burst() -> list[int]:
+        async with httpx.AsyncClient(base_url=BASE, timeout=30) as client:
+            responses = await asyncio.gather(*(
+                client.post("/v1/models/bilstm/tag", json={"text": f"{EXAMPLE} {i}"}, headers=AUTH)
+                for i in range(24)
+            ))
+        return [r.status_code for r in responses]
+
+    assert asyncio.run(burst()) == [200] * 24
+    after = handle.stats.remote().result()["batch_sizes"]
+    new = {int(size): count - before.get(size, 0) for size, count in after.items() if count > before.get(size, 0)}
+    assert sum(int(size) * count for size, count in new.items()) == 24
+    assert max(new) > 1, f"no batch held more than one request: {new}"
+
+
+def test_overload_returns_503_with_retry_after_and_never_hangs(server):
+    async def flood() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=BASE, timeout=60) as client:
+            return await asyncio.gather(*(
+                client.post("/v1/models/tight/tag", json={"texts": [EXAMPLE] * 8}, headers=AUTH)
+                for _ in range(30)
+            ))
+
+    responses = asyncio.run(flood())
+    codes = [r.status_code for r in responses]
+    assert set(codes) <= {200, 503}, codes
+    rejected = [r for r in responses if r.status_code == 503]
+    assert rejected, "30 concurrent 8-text requests never exceeded one in flight + one queued"
+    assert all(r.headers.get("retry-after") == "1" for r in rejected)
+    # The deployment is still healthy once the queue has drained.
+    deadline = time.monotonic() + 30
+    while server["client"].post("/v1/models/tight/tag", json={"text": EXAMPLE}, headers=AUTH).status_code != 200:
+        assert time.monotonic() < deadline, "the overloaded deployment never recovered"
+        time.sleep(0.2)
+
+
+def test_version_switch_under_load_drops_nothing(server):
+    from raytag.serving.deploy import app_config, deploy
+
+    client = server["client"]
+    publish_bilstm(server["registry"], "bilstm", seed=2)  # v2
+    results: list[tuple[int, int | None]] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        with httpx.Client(base_url=BASE, timeout=60) as c:
+            while not stop.is_set():
+                r = c.post("/v1/models/bilstm/tag", json={"text": EXAMPLE}, headers=AUTH)
+                results.append((r.status_code, r.json().get("version") if r.status_code == 200 else None))
+
+    threads = [threading.Thread(target=load) for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(1.0)
+        # What `serve deploy` does with an edited config file: only user_config changes.
+        deploy(app_config(_args(server["registry"], server["keys_file"], bilstm_ref="bilstm@v2"), port=PORT))
+        deadline = time.monotonic() + 60
+        while not any(v == 2 for _, v in results[-5:]):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    codes = {code for code, _ in results}
+    assert codes == {200}, f"failed requests during the switch: {[r for r in results if r[0] != 200][:5]}"
+    versions = [v for _, v in results]
+    assert versions[0] == 1 and versions[-1] == 2
+    # Never back to v1 once v2 answered on every replica.
+    assert versions[versions.index(2):].count(1) <= 3
+    listing = client.get("/v1/models", headers=AUTH).json()["models"]
+    assert next(m for m in listing if m["name"] == "bilstm")["version"] == 2
+    json.dumps(results)
