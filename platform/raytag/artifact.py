@@ -121,17 +121,24 @@ def train_and_register(job: JobConfig, prepared_dir: str | Path, *, fresh: bool 
 
     Returns the registry's ``ModelVersion``. Needs a Ray session for the training part.
     """
-    import tempfile
-
-    from raytag.registry import Registry
-    from raytag.tagger import load_tagger
     from raytag.train.run import train
 
     corpus = PreparedCorpus(prepared_dir)
     outcome = train(job, corpus.directory, fresh=fresh, **train_options)
+    return register_checkpoint(job, corpus, outcome.best_checkpoint, outcome.history, outcome.best_metrics)
+
+
+def register_checkpoint(job: JobConfig, corpus: PreparedCorpus, checkpoint_dir: str, history: list[dict],
+                        train_metrics: dict[str, Any]) -> Any:
+    """Export a checkpoint as a tagger, evaluate it on the test split and publish it."""
+    import tempfile
+
+    from raytag.registry import Registry
+    from raytag.tagger import load_tagger
+
     with tempfile.TemporaryDirectory() as tmp:
-        artifact = export(job, corpus, outcome.best_checkpoint, outcome.history, Path(tmp) / "artifact")
-        metrics: dict[str, Any] = {k: v for k, v in outcome.best_metrics.items() if isinstance(v, (int, float))}
+        artifact = export(job, corpus, checkpoint_dir, history, Path(tmp) / "artifact")
+        metrics: dict[str, Any] = {k: v for k, v in train_metrics.items() if isinstance(v, (int, float))}
         tagger = load_tagger(artifact)
         if job.train.test_split in corpus.splits:
             report = evaluate_tagger(tagger, corpus, job.train.test_split, artifact / "evaluation")

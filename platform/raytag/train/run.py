@@ -58,12 +58,14 @@ def train(
     fresh: bool = False,
     fault_injection: dict[str, Any] | None = None,
     debug_dir: str | None = None,
+    callbacks: list[Any] | None = None,
 ) -> TrainOutcome:
     """Train ``job.model`` on a prepared corpus with Ray Train (needs a Ray session).
 
     ``fault_injection`` (``{"epoch", "rank", "marker"}``) kills one worker once at the
     start of that epoch, and ``debug_dir`` collects a digest of every replica's weights
-    after every epoch; both exist for tests and are never set by the CLI.
+    after every epoch; both exist for tests and are never set by the CLI. ``callbacks``
+    are Ray Train run callbacks (Tune passes its ``TuneReportCallback``).
     """
     import ray
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
@@ -113,6 +115,7 @@ def train(
                 num_to_keep=2, checkpoint_score_attribute=score_key, checkpoint_score_order="max"
             ),
             worker_runtime_env={"env_vars": _worker_env(job)},
+            callbacks=callbacks or None,
         ),
         **dataset_options,
     )
@@ -166,6 +169,11 @@ def _worker_env(job: JobConfig) -> dict[str, str]:
         # Keep transformers/datasets from importing TensorFlow into the PyTorch workers.
         env.update(USE_TF="0", USE_TORCH="1", TOKENIZERS_PARALLELISM="false")
     return env
+
+
+def checkpoint_history(job: JobConfig, checkpoint: Any) -> list[dict[str, Any]]:
+    """The per-epoch curves stored in a checkpoint of ``job``'s model kind."""
+    return _history(job, checkpoint)
 
 
 def _history(job: JobConfig, checkpoint: Any) -> list[dict[str, Any]]:

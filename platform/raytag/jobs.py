@@ -1,0 +1,61 @@
+"""Submit raytag commands to a running Ray cluster through the Ray Jobs API.
+
+The job runs ``raytag <command> <job file> [--set ...]`` on the cluster with the
+current directory as its ``working_dir`` (job YAMLs and relative corpus paths
+travel with it). Results that must outlive the job belong on shared storage:
+set ``registry.root`` and ``train.storage_path`` to S3 URIs (or, on a one-machine
+cluster, absolute local paths). Token authentication: export
+``RAY_AUTH_MODE=token``; the SDK sends the token from ``~/.ray/auth_token`` or
+``RAY_AUTH_TOKEN``.
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+COMMANDS = ("train", "prepare", "tune")
+# Large or local-only paths never uploaded as the job's working_dir.
+EXCLUDES = [".venv", ".git", "runs", "**/__pycache__", "*.egg-info", ".pytest_cache"]
+JOB_ENV = {"TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "RAY_DATA_DISABLE_PROGRESS_BARS": "1"}
+
+
+def entrypoint(command: str, job_file: str, overrides: Iterable[str] = ()) -> str:
+    if command not in COMMANDS:
+        raise ValueError(f"unknown command {command!r}; one of {', '.join(COMMANDS)}")
+    parts = ["raytag", command, job_file, *(arg for o in overrides for arg in ("--set", o))]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def runtime_env(working_dir: str | Path, env_vars: dict[str, str] | None = None) -> dict[str, Any]:
+    return {"working_dir": str(working_dir), "excludes": list(EXCLUDES), "env_vars": {**JOB_ENV, **(env_vars or {})}}
+
+
+def client(address: str) -> Any:
+    from ray.job_submission import JobSubmissionClient
+
+    return JobSubmissionClient(address)
+
+
+def submit(address: str, command: str, job_file: str, overrides: Iterable[str] = (), *,
+           working_dir: str | Path = ".", env_vars: dict[str, str] | None = None) -> str:
+    """Submit a raytag command as a Ray job; returns the submission id."""
+    return client(address).submit_job(
+        entrypoint=entrypoint(command, job_file, overrides), runtime_env=runtime_env(working_dir, env_vars),
+    )
+
+
+def wait(address: str, submission_id: str, timeout_s: float = 3600, poll_s: float = 2.0) -> str:
+    """Wait for a job to end; returns its final status (SUCCEEDED, FAILED or STOPPED)."""
+    jobs = client(address)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = str(jobs.get_job_status(submission_id).value)
+        if status in ("SUCCEEDED", "FAILED", "STOPPED"):
+            return status
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"job {submission_id} still {status} after {timeout_s:.0f}s")
+        time.sleep(poll_s)

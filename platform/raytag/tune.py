@@ -1,0 +1,310 @@
+"""Hyperparameter search with Ray Tune over raytag training jobs.
+
+A search file names a base job, fixed overrides and a search space of dotted
+job keys. Each trial is a whole Ray Train run of the overridden job (the Train V2
+pattern: a Tune function trial that builds the trainer with ``TuneReportCallback``),
+reporting dev metrics once per epoch to an ASHA scheduler. The best trial's job is
+written out as a ready-to-run YAML and its best checkpoint registered.
+
+Search-space parsing and validation are plain Python; only :func:`run_search`
+needs Ray.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, field_validator
+
+from raytag.config import JobConfig, Section, apply_overrides, build, read_yaml, resolved
+from raytag.errors import ConfigError
+
+# A token CPU for the trial process (Tune needs a non-empty request): it only drives its
+# Ray Train run, whose workers hold the real CPUs.
+TRIAL_DRIVER_CPU = 0.01
+DISTRIBUTIONS = ("uniform", "loguniform", "choice", "randint", "quniform")
+
+
+class SchedulerConfig(Section):
+    kind: Literal["asha", "fifo"] = "asha"
+    # Epochs every trial runs before ASHA may stop it, and the halving rate.
+    grace_period: int = Field(1, ge=1)
+    reduction_factor: float = Field(2.0, gt=1)
+
+
+class SearchConfig(Section):
+    space: dict[str, dict[str, Any]]
+    metric: str = "dev_score"
+    mode: Literal["max", "min"] = "max"
+    num_samples: int = Field(8, ge=1)
+    # None: as many as the cluster's CPUs allow (see trial_resources).
+    max_concurrent_trials: int | None = Field(None, ge=1)
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    seed: int = 0
+
+    @field_validator("space")
+    @classmethod
+    def _space(cls, space: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        if not space:
+            raise ValueError("the search space is empty")
+        for key, spec in space.items():
+            parse_dimension(key, spec)
+        return space
+
+
+class TuneJobConfig(Section):
+    """A search file: ``jobs/tune_*.yaml``."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    # The job every trial starts from (a path relative to the working directory).
+    base: str
+    # Fixed dotted overrides applied to the base job for every trial (e.g. a shorter budget).
+    set: dict[str, Any] = Field(default_factory=dict)
+    search: SearchConfig
+    # Where Tune keeps trials (local path or URI); default <base workdir>/<name>/tune.
+    storage_path: str | None = None
+    register_best: bool = True
+
+
+@dataclass(frozen=True)
+class Dimension:
+    key: str
+    kind: str
+    args: tuple[Any, ...]
+
+
+def parse_dimension(key: str, spec: Any) -> Dimension:
+    """``{loguniform: [1e-4, 1e-2]}``, ``{choice: [a, b]}``, ``{randint: [lo, hi]}``, ..."""
+    if not isinstance(spec, dict) or len(spec) != 1:
+        raise ValueError(f"{key}: give one distribution, e.g. {{loguniform: [0.0001, 0.01]}} or {{choice: [a, b]}}")
+    kind, args = next(iter(spec.items()))
+    if kind not in DISTRIBUTIONS:
+        raise ValueError(f"{key}: unknown distribution {kind!r} (known: {', '.join(DISTRIBUTIONS)})")
+    if not isinstance(args, list) or not args:
+        raise ValueError(f"{key}: {kind} takes a non-empty list")
+    if kind == "choice":
+        return Dimension(key, kind, tuple(args))
+    expected = 3 if kind == "quniform" else 2
+    if len(args) != expected or not all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args):
+        raise ValueError(f"{key}: {kind} takes {expected} numbers")
+    low, high = args[0], args[1]
+    if not low < high:
+        raise ValueError(f"{key}: {kind} needs low < high, got {low} and {high}")
+    if kind == "loguniform" and low <= 0:
+        raise ValueError(f"{key}: loguniform needs a positive lower bound")
+    return Dimension(key, kind, tuple(args))
+
+
+def load_search(path: str | Path, overrides: list[str] | None = None) -> tuple[TuneJobConfig, JobConfig]:
+    """Load a search file and its base job; check every point of the space makes a valid job."""
+    data = apply_overrides(read_yaml(path), overrides or [])
+    search: TuneJobConfig = build(TuneJobConfig, data, str(path))
+    base = job_for_trial(search, {})
+    for dimension in (parse_dimension(k, v) for k, v in search.search.space.items()):
+        for value in _corner_values(dimension):
+            try:
+                job_for_trial(search, {dimension.key: value})
+            except ConfigError as exc:
+                raise ConfigError(f"{path}: search.space.{dimension.key}={value!r} makes an invalid job:\n{exc}") from None
+    return search, base
+
+
+def _corner_values(dimension: Dimension) -> list[Any]:
+    if dimension.kind == "choice":
+        return list(dimension.args)
+    low, high = dimension.args[0], dimension.args[1]
+    return [low, high - 1] if dimension.kind == "randint" else [low, high]
+
+
+def job_for_trial(search: TuneJobConfig, params: dict[str, Any], trial_name: str | None = None) -> JobConfig:
+    """The base job with the fixed overrides and one point of the space applied."""
+    data = read_yaml(search.base)
+    items = {**_flatten(search.set), **params}
+    data = apply_overrides(data, [f"{key}={json.dumps(value)}" for key, value in items.items()])
+    if trial_name is not None:
+        data["name"] = trial_name
+    return build(JobConfig, data, f"{search.base} (trial {trial_name or 'base'})")
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    # ``--set set.train.epochs=2`` nests where the file writes ``train.epochs: 2``; both mean the same.
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def trial_resources(job: JobConfig, cluster_cpus: float, requested: int | None) -> tuple[float, int]:
+    """CPUs per trial (its Ray Train workers) and how many trials may run at once.
+
+    One CPU stays free for the Ray Data tasks that read each trial's dataset: trials
+    that took every CPU would wait forever for their own reads.
+    """
+    per_trial = job.train.num_workers * job.train.cpus_per_worker
+    if per_trial > cluster_cpus - 1 and cluster_cpus > 1:
+        raise ConfigError(
+            f"a trial's workers need {per_trial:g} CPUs but the cluster has {cluster_cpus:g} "
+            "(one is kept for data loading); lower train.num_workers or train.cpus_per_worker in 'set'"
+        )
+    fits = max(1, math.floor((cluster_cpus - 1) / per_trial)) if cluster_cpus > 1 else 1
+    return per_trial, min(fits, requested) if requested else fits
+
+
+def dump_job(job: JobConfig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(resolved(job), sort_keys=False), encoding="utf-8")
+    return path
+
+
+@dataclass
+class SearchOutcome:
+    directory: str
+    table: Any  # pandas DataFrame: one row per trial
+    best_params: dict[str, Any]
+    best_metrics: dict[str, Any]
+    best_job_file: Path
+    registered: Any = None
+    restored: bool = False
+
+
+def _domains(search: SearchConfig) -> dict[str, Any]:
+    from ray import tune
+
+    out: dict[str, Any] = {}
+    for key, spec in search.space.items():
+        d = parse_dimension(key, spec)
+        if d.kind == "choice":
+            out[key] = tune.choice(list(d.args))
+        elif d.kind == "uniform":
+            out[key] = tune.uniform(*d.args)
+        elif d.kind == "loguniform":
+            out[key] = tune.loguniform(*d.args)
+        elif d.kind == "randint":
+            out[key] = tune.randint(*d.args)
+        else:
+            out[key] = tune.quniform(*d.args)
+    return out
+
+
+def _trial(params: dict[str, Any], search: dict[str, Any], prepared_dir: str, trial_storage: str,
+           fault_injection: dict[str, Any] | None = None) -> None:
+    """One trial: a Ray Train run of the overridden job, its reports forwarded to Tune."""
+    from ray import tune
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    from raytag.train.run import train
+
+    spec = TuneJobConfig.model_validate(search)
+    name = f"{spec.name}-{tune.get_context().get_trial_id()}"
+    job = job_for_trial(spec, params, trial_name=name)
+    job = job.model_copy(update={"train": job.train.model_copy(update={"storage_path": trial_storage})})
+    train(job, prepared_dir, fresh=True, callbacks=[TuneReportCallback()], fault_injection=fault_injection)
+
+
+def run_search(search: TuneJobConfig, base: JobConfig, prepared_dir: str | Path, *, fresh: bool = False,
+               fault_injection: dict[str, Any] | None = None) -> SearchOutcome:
+    """Run (or resume) the search on the connected Ray; export and register the best trial.
+
+    An interrupted or partly failed search under the same storage resumes where it
+    stopped (``Tuner.restore``, errored trials re-run) unless ``fresh``.
+    ``fault_injection`` is passed to every trial's training (tests only).
+    """
+    import ray
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.search import BasicVariantGenerator
+
+    from raytag.artifact import register_checkpoint
+    from raytag.corpus.prepared import PreparedCorpus
+    from raytag.train.run import checkpoint_history
+
+    if not ray.is_initialized():
+        raise RuntimeError("run_search() needs a Ray session; wrap the call in raytag.session.ray_session()")
+    storage = search.storage_path or str((Path(base.workdir) / search.name / "tune").absolute())
+    experiment = f"{storage.rstrip('/')}/{search.name}"
+    per_trial, concurrent = trial_resources(base, ray.cluster_resources().get("CPU", 1.0),
+                                            search.search.max_concurrent_trials)
+    cfg = search.search
+    trainable = tune.with_parameters(
+        _trial, search=search.model_dump(mode="json"), prepared_dir=str(Path(prepared_dir).absolute()),
+        trial_storage=f"{storage.rstrip('/')}/trials", fault_injection=fault_injection,
+    )
+    # The trial process only drives its Ray Train run; the workers hold the CPUs.
+    trainable = tune.with_resources(trainable, {"CPU": TRIAL_DRIVER_CPU})
+    restored = not fresh and tune.Tuner.can_restore(experiment)
+    if restored:
+        tuner = tune.Tuner.restore(experiment, trainable=trainable, resume_errored=True)
+    else:
+        scheduler = (
+            ASHAScheduler(time_attr="training_iteration", max_t=base.train.epochs,
+                          grace_period=cfg.scheduler.grace_period, reduction_factor=cfg.scheduler.reduction_factor)
+            if cfg.scheduler.kind == "asha" else FIFOScheduler()
+        )
+        tuner = tune.Tuner(
+            trainable,
+            param_space=_domains(cfg),
+            tune_config=tune.TuneConfig(
+                metric=cfg.metric, mode=cfg.mode, num_samples=cfg.num_samples, max_concurrent_trials=concurrent,
+                scheduler=scheduler, search_alg=BasicVariantGenerator(random_state=cfg.seed),
+            ),
+            run_config=tune.RunConfig(name=search.name, storage_path=storage, verbose=0),
+        )
+    grid = tuner.fit()
+    table = results_table(grid, cfg)
+    best = grid.get_best_result(metric=cfg.metric, mode=cfg.mode, scope="all")
+    history = best.metrics_dataframe
+    scored = history[history[cfg.metric].notna() & history["checkpoint_path"].notna()]
+    row = scored.loc[scored[cfg.metric].idxmax() if cfg.mode == "max" else scored[cfg.metric].idxmin()]
+    params = {k: best.config[k] for k in cfg.space}
+    best_job = job_for_trial(search, params, trial_name=f"{search.name}-best")
+    best_job = best_job.model_copy(update={"registry": best_job.registry.model_copy(
+        update={"model_name": base.model_name()})})
+    out = Path(base.workdir) / search.name
+    out.mkdir(parents=True, exist_ok=True)
+    best_file = dump_job(best_job, out / "best_job.yaml")
+    table.to_csv(out / "results.csv", index=False)
+    metrics = {k: float(v) for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+               and math.isfinite(float(v))}
+    (out / "best.json").write_text(json.dumps({"params": params, "metrics": metrics,
+                                               "checkpoint": row["checkpoint_path"]}, indent=2))
+    registered = None
+    if search.register_best:
+        from ray.train import Checkpoint
+
+        checkpoint = Checkpoint(row["checkpoint_path"])
+        trial_job = job_for_trial(search, params, trial_name=best_job.name)
+        with checkpoint.as_directory() as directory:
+            registered = register_checkpoint(
+                best_job, PreparedCorpus(prepared_dir), directory, checkpoint_history(trial_job, checkpoint),
+                {**metrics, **{f"param.{k}": v for k, v in params.items() if isinstance(v, (int, float))}},
+            )
+    return SearchOutcome(experiment, table, params, metrics, best_file, registered, restored)
+
+
+def results_table(grid: Any, cfg: SearchConfig) -> Any:
+    """One row per trial: its parameters, epochs run, last and best metric, status."""
+    import pandas as pd
+
+    rows = []
+    for result in grid:
+        history = result.metrics_dataframe
+        values = history[cfg.metric].dropna() if history is not None and cfg.metric in history else []
+        best = (max(values) if cfg.mode == "max" else min(values)) if len(values) else float("nan")
+        rows.append({
+            "trial": result.path.rstrip("/").rsplit("/", 1)[-1],
+            **{k: result.config.get(k) for k in cfg.space},
+            "epochs": len(values),
+            f"last_{cfg.metric}": float(values.iloc[-1]) if len(values) else float("nan"),
+            f"best_{cfg.metric}": best,
+            "status": "error" if result.error else ("stopped" if len(values) else "no result"),
+        })
+    table = pd.DataFrame(rows)
+    return table.sort_values(f"best_{cfg.metric}", ascending=cfg.mode == "min").reset_index(drop=True)

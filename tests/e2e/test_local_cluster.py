@@ -1,0 +1,138 @@
+"""End to end against a real `ray start` cluster with token authentication on.
+
+Submit a training job through the Jobs API, find the model in the registry, `serve deploy`
+a config and tag a sentence over HTTP, run a 2-trial Tune search as a submitted job, and stop
+everything: `ray stop` runs even when a step fails, and no Ray process may outlive the test.
+Everything talks to 127.0.0.1 (the suite runs in a loopback-only network namespace).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+import yaml
+
+from tests.helpers import synthetic_conll, write
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+GCS_PORT, DASHBOARD_PORT, SERVE_PORT = 26379, 28265, 28000
+ADDRESS = f"http://127.0.0.1:{DASHBOARD_PORT}"
+API_KEY = "e2e-key-c41"
+
+
+def _run(args: list[str], env: dict[str, str], timeout: float = 600, cwd: Path = REPO) -> str:
+    proc = subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc.stdout
+
+
+def _session_processes(home: Path) -> list[psutil.Process]:
+    """Ray processes of this test's cluster (they all run with our private HOME)."""
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline", "environ"]):
+        try:
+            environ = proc.info["environ"] or {}
+            cmdline = " ".join(proc.info["cmdline"] or [])
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        if environ.get("HOME") == str(home) and ("ray" in cmdline or "raylet" in cmdline):
+            found.append(proc)
+    return found
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**os.environ, "HOME": str(home), "RAY_AUTH_MODE": "token", "RAYTAG_API_KEYS": API_KEY,
+           "PATH": f"{BIN}:{os.environ.get('PATH', '')}", "CUDA_VISIBLE_DEVICES": "", "TF_USE_LEGACY_KERAS": "1",
+           "RAY_DATA_DISABLE_PROGRESS_BARS": "1", "RAY_USAGE_STATS_ENABLED": "0"}
+    env.pop("RAY_ADDRESS", None)
+    try:
+        _run(["ray", "start", "--head", "--num-cpus", "2", "--port", str(GCS_PORT), "--include-dashboard", "true",
+              "--dashboard-host", "127.0.0.1", "--dashboard-port", str(DASHBOARD_PORT),
+              "--object-store-memory", str(300 * 1024 * 1024), "--disable-usage-stats"], env)
+        assert (home / ".ray" / "auth_token").is_file(), "ray start did not turn token auth on"
+        yield env, tmp_path
+    finally:
+        subprocess.run([str(BIN / "ray"), "stop", "--force"], env=env, capture_output=True, timeout=120)
+        deadline = time.monotonic() + 30
+        while _session_processes(home) and time.monotonic() < deadline:
+            time.sleep(1)
+        leftovers = _session_processes(home)
+        for proc in leftovers:
+            proc.kill()
+        assert not leftovers, f"processes left after ray stop: {[p.info['cmdline'][:2] for p in leftovers]}"
+
+
+def test_submit_train_serve_and_tune_on_a_ray_start_cluster(cluster):
+    env, tmp = cluster
+    work = tmp / "work"
+    (work / "jobs").mkdir(parents=True)
+    write(work, "tiny.conll", synthetic_conll(160, seed=4))
+    registry = tmp / "registry"
+    job = {
+        "name": "e2e_tiny", "corpus": {"format": "conll", "path": "tiny.conll"},
+        "split": {"ratios": {"train": 0.8, "dev": 0.1, "test": 0.1}},
+        "model": {"embedding_dim": 8, "lstm_units": 8, "lstm_layers": 1},
+        "train": {"num_workers": 1, "cpus_per_worker": 1, "epochs": 2, "batch_size": 16,
+                  "max_steps_per_epoch": 5, "storage_path": str(tmp / "ray_results")},
+        "registry": {"root": str(registry)},
+    }
+    (work / "jobs" / "tiny.yaml").write_text(yaml.safe_dump(job))
+    raytag = str(BIN / "raytag")
+
+    # 1. a training job through the Jobs API (the SDK authenticates with the cluster's token)
+    out = _run([raytag, "submit", "jobs/tiny.yaml", "--address", ADDRESS, "--wait"], env, cwd=work)
+    assert "SUCCEEDED" in out
+    unauthenticated = httpx.get(f"{ADDRESS}/api/jobs/", timeout=10)
+    assert unauthenticated.status_code in (401, 403), "the Jobs API answered without the token"
+
+    # 2. the model is in the registry
+    listing = _run([raytag, "models", "list", "--registry", str(registry)], env)
+    assert "e2e_tiny" in listing
+
+    # 3. serve deploy, then tag over HTTP
+    serve_config = {
+        "proxy_location": "HeadOnly", "http_options": {"host": "127.0.0.1", "port": SERVE_PORT},
+        "applications": [{"name": "raytag", "route_prefix": "/", "import_path": "raytag.serving.app:build_app",
+                          "args": {"registry_root": str(registry),
+                                   "models": [{"name": "tiny", "ref": "e2e_tiny", "num_cpus": 0.25}]}}],
+    }
+    (work / "serve.yaml").write_text(yaml.safe_dump(serve_config))
+    _run([str(BIN / "serve"), "deploy", "serve.yaml", "--address", ADDRESS], env, cwd=work)
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{SERVE_PORT}/readyz", timeout=5).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "the served model never became ready"
+        time.sleep(1)
+    response = httpx.post(f"http://127.0.0.1:{SERVE_PORT}/v1/models/tiny/tag", json={"text": "Ada lives in Paris ."},
+                          headers={"Authorization": f"Bearer {API_KEY}"}, timeout=30)
+    assert response.status_code == 200, response.text
+    assert len(response.json()["results"][0]["entities"]) >= 0
+    _run([str(BIN / "serve"), "shutdown", "-y", "--address", ADDRESS], env, cwd=work)
+
+    # 4. a 2-trial Tune search as a submitted job
+    search = {"name": "e2e_search", "base": "jobs/tiny.yaml", "set": {"train.epochs": 2},
+              "search": {"space": {"train.learning_rate": {"loguniform": [0.001, 0.05]}}, "num_samples": 2},
+              "storage_path": str(tmp / "tune")}
+    (work / "jobs" / "search.yaml").write_text(yaml.safe_dump(search))
+    out = _run([raytag, "submit", "jobs/search.yaml", "--command", "tune", "--address", ADDRESS, "--wait"], env,
+               cwd=work)
+    assert "SUCCEEDED" in out and "best job written" in out
+    assert [v.version for v in __import__("raytag.registry").registry.Registry(str(registry)).list_versions("e2e_tiny")] == [1, 2]
+    shutil.rmtree(work, ignore_errors=True)

@@ -1,0 +1,57 @@
+"""Ray Tune over BiLSTM training on a 2-CPU local Ray: ASHA search, best export, restore."""
+
+from __future__ import annotations
+
+import yaml
+
+from raytag.config import load_job
+from raytag.prepare import prepare
+from raytag.registry import Registry
+from raytag.tune import load_search, run_search
+from tests.helpers import synthetic_conll, write
+
+
+def _files(tmp):
+    corpus = write(tmp, "c.conll", synthetic_conll(160, seed=9))
+    base = {
+        "name": "tiny", "workdir": str(tmp / "runs"),
+        "corpus": {"format": "conll", "path": str(corpus)},
+        "split": {"ratios": {"train": 0.8, "dev": 0.1, "test": 0.1}},
+        "model": {"embedding_dim": 8, "lstm_units": 8, "lstm_layers": 1},
+        "train": {"num_workers": 1, "cpus_per_worker": 1, "epochs": 2, "batch_size": 16,
+                  "early_stopping_patience": None},
+        "registry": {"root": str(tmp / "registry")},
+    }
+    (tmp / "base.yaml").write_text(yaml.safe_dump(base))
+    search = {
+        "name": "tiny_search", "base": str(tmp / "base.yaml"),
+        "set": {"train.max_steps_per_epoch": 5},
+        "search": {"space": {"train.learning_rate": {"loguniform": [0.001, 0.05]},
+                             "model.lstm_units": {"choice": [8, 16]}},
+                   "num_samples": 2, "scheduler": {"kind": "asha", "grace_period": 1}},
+    }
+    (tmp / "search.yaml").write_text(yaml.safe_dump(search))
+    return tmp / "search.yaml"
+
+
+def test_search_resumes_after_a_failed_trial_and_registers_the_best(ray_local, tmp_path):
+    search, base = load_search(_files(tmp_path))
+    directory = prepare(base, tmp_path / "prepared").directory
+    marker = tmp_path / "killed"
+    # The first trial to reach epoch 1 loses its worker and errors (max_failures=0).
+    first = run_search(search, base, directory, fault_injection={"epoch": 1, "rank": 0, "marker": str(marker)})
+    assert marker.exists()
+    assert "error" in set(first.table["status"])
+    resumed = run_search(search, base, directory)
+    assert resumed.restored
+    assert len(resumed.table) == 2 and "error" not in set(resumed.table["status"])
+    assert resumed.table["epochs"].max() == 2
+    # The exported best job validates, carries the best parameters and names the base model.
+    best = load_job(resumed.best_job_file)
+    assert best.train.learning_rate == resumed.best_params["train.learning_rate"]
+    assert best.model.lstm_units == resumed.best_params["model.lstm_units"]
+    assert best.train.max_steps_per_epoch == 5
+    assert resumed.registered is not None and resumed.registered.name == "tiny"
+    version = Registry(str(tmp_path / "registry")).resolve("tiny")
+    assert "test_f1" in version.metrics and "dev_score" in version.metrics
+    assert (tmp_path / "runs" / "tiny_search" / "results.csv").is_file()
