@@ -14,7 +14,7 @@ export CUDA_VISIBLE_DEVICES :=
 export TF_USE_LEGACY_KERAS := 1
 export RAY_DATA_DISABLE_PROGRESS_BARS := 1
 
-.PHONY: install demo test test-unit bench bench-train bench-transformer lock clean
+.PHONY: install demo test test-unit bench bench-train bench-transformer bench-serve bench-tune lock clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,15 @@ bench-train: $(STAMP)
 bench-transformer: $(STAMP)
 	$(LOOPBACK) $(BIN)/python bench/train_transformer.py overhead jobs/conll03_transformer.yaml --steps 150 --epochs 2
 	$(LOOPBACK) $(BIN)/python bench/train_transformer.py quality jobs/conll03_transformer.yaml
+
+# Endpoint vs in-process (both kinds), then the BiLSTM vs spaCy (installed only for this).
+bench-serve: $(STAMP)
+	$(BIN)/python -m pip install -q -c requirements.lock "spacy==3.8.18"
+	$(LOOPBACK) $(BIN)/python bench/serve_load.py endpoint conll03_bilstm conll03_transformer --prepared runs/conll03_bilstm/prepared
+	$(LOOPBACK) $(BIN)/python bench/serve_load.py spacy conll03_bilstm --prepared runs/conll03_bilstm/prepared
+
+bench-tune: $(STAMP)
+	$(LOOPBACK) $(BIN)/python bench/tune_search.py jobs/tune_gmb_bilstm.yaml
 
 lock: $(STAMP)
 	(echo "# Exact versions the CPU install was resolved to (pip constraints). Regenerate with: make lock"; \

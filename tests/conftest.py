@@ -30,13 +30,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def ray_local():
-    """A 2-CPU local Ray on this machine, dashboard off, shared by all Ray tests."""
+    """A 2-CPU local Ray on this machine, shared by all Ray tests.
+
+    The dashboard runs (on 127.0.0.1) because Ray Train's placement-group cleaner needs
+    its State API; without it Tune trials that end early leak their workers' CPUs.
+    """
     import ray
 
     if ray.is_initialized():
         yield ray
         return
-    ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=500 * 1024 * 1024)
+    ray.init(address="local", num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1",
+             object_store_memory=500 * 1024 * 1024)
     yield ray
     ray.shutdown()
 

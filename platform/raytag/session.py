@@ -22,7 +22,11 @@ def ray_session(
     log_to_driver: bool = True,
 ) -> Iterator[None]:
     """Use the Ray already initialised in this process, connect to ``address``
-    (or ``RAY_ADDRESS``), or start a local Ray with the dashboard off.
+    (or ``RAY_ADDRESS``), or start a local Ray with its dashboard on 127.0.0.1.
+
+    The dashboard is not optional: Ray Train's placement-group cleaner reads the
+    State API it serves, and without it a Tune trial stopped early leaks its workers'
+    CPUs, so the next trial waits forever on a small machine.
 
     Ray is shut down on exit only when this call started or connected it.
     """
@@ -42,7 +46,8 @@ def ray_session(
             address="local",
             num_cpus=num_cpus,
             object_store_memory=object_store_memory,
-            include_dashboard=False,
+            include_dashboard=True,
+            dashboard_host="127.0.0.1",
             **kwargs,
         )
     try:

@@ -23,7 +23,7 @@ from raytag.config import (
 from raytag.errors import ConfigError, RaytagError
 
 REPO = Path(__file__).resolve().parents[2]
-JOB_FILES = sorted((REPO / "jobs").glob("*.yaml"))
+JOB_FILES = sorted(p for p in (REPO / "jobs").glob("*.yaml") if not p.name.startswith("tune_"))
 
 BASE = {"name": "t", "corpus": {"format": "conll", "path": "data/train.txt"}}
 

@@ -1,0 +1,187 @@
+"""The ``raytag`` verbs that drive a cluster: tune, submit, jobs, serve."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from raytag.cli import AddressOption, SetOption, _fail, _job_session, _quiet_ray, app, console
+from raytag.errors import RaytagError
+
+
+@app.command()
+def tune(
+    config: Annotated[Path, typer.Argument(help="Search YAML file (jobs/tune_*.yaml).")],
+    overrides: SetOption = None,
+    address: AddressOption = None,
+    fresh: Annotated[bool, typer.Option(help="Start a new search even if one can be resumed.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Ray progress logs.")] = False,
+) -> None:
+    """Search hyperparameters with Ray Tune (ASHA on dev score); export and register the best trial."""
+    from raytag.prepare import prepare as run_prepare
+    from raytag.tune import load_search, run_search
+
+    _quiet_ray(verbose)
+    try:
+        search, base = load_search(config, overrides or [])
+        with _job_session(base, address, log_to_driver=verbose):
+            directory = Path(base.prepared_dir())
+            if not (directory / "manifest.json").is_file():
+                console.print(f"preparing {base.name} → {directory}")
+                run_prepare(base, directory)
+            outcome = run_search(search, base, directory, fresh=fresh)
+    except (RaytagError, FileExistsError, FileNotFoundError, RuntimeError) as exc:
+        _fail(exc)
+        return
+    table = Table(title=f"{search.name}{' (resumed)' if outcome.restored else ''}")
+    for column in outcome.table.columns:
+        table.add_column(str(column))
+    for row in outcome.table.itertuples(index=False):
+        table.add_row(*[f"{v:.4g}" if isinstance(v, float) else str(v) for v in row])
+    console.print(table)
+    console.print(f"best: {outcome.best_params}  →  {search.search.metric} "
+                  f"{outcome.best_metrics.get(search.search.metric, float('nan')):.4f}")
+    console.print(f"best job written to {outcome.best_job_file} (train it with: raytag train {outcome.best_job_file})")
+    if outcome.registered is not None:
+        console.print(f"registered [bold]{outcome.registered.name}@v{outcome.registered.version}[/]")
+
+
+@app.command()
+def submit(
+    config: Annotated[Path, typer.Argument(help="Job or search YAML, relative to the working directory.")],
+    address: Annotated[str, typer.Option(help="Ray dashboard / Jobs API address.")] = "http://127.0.0.1:8265",
+    command: Annotated[str, typer.Option(help="What to run on the cluster: train, prepare or tune.")] = "train",
+    overrides: SetOption = None,
+    working_dir: Annotated[Path, typer.Option(help="Uploaded as the job's working_dir.")] = Path("."),
+    wait_for: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for the job and print its logs.")] = False,
+) -> None:
+    """Submit a job to a running Ray cluster through the Ray Jobs API (token auth: RAY_AUTH_MODE=token)."""
+    from raytag import jobs
+    from raytag.config import load_any
+
+    try:
+        if command == "tune":
+            from raytag.tune import load_search
+
+            load_search(config, overrides or [])
+        else:
+            load_any(config, overrides or [])
+        submission_id = jobs.submit(address, command, str(config), overrides or [], working_dir=working_dir)
+    except (RaytagError, ValueError, RuntimeError, ConnectionError) as exc:
+        _fail(exc)
+        return
+    console.print(f"submitted [bold]{submission_id}[/] to {address}")
+    if wait_for:
+        status = jobs.wait(address, submission_id)
+        console.print(jobs.client(address).get_job_logs(submission_id), highlight=False, markup=False)
+        console.print(f"{submission_id}: {status}")
+        if status != "SUCCEEDED":
+            raise typer.Exit(code=1)
+
+
+jobs_app = typer.Typer(help="Status, logs and stopping of submitted jobs.", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
+JobAddress = Annotated[str, typer.Option("--address", help="Ray dashboard / Jobs API address.")]
+
+
+@jobs_app.command("status")
+def jobs_status(submission_id: str, address: JobAddress = "http://127.0.0.1:8265") -> None:
+    """A submitted job's status."""
+    from raytag import jobs
+
+    console.print(str(jobs.client(address).get_job_status(submission_id).value))
+
+
+@jobs_app.command("logs")
+def jobs_logs(
+    submission_id: str,
+    address: JobAddress = "http://127.0.0.1:8265",
+    follow: Annotated[bool, typer.Option(help="Stream until the job ends.")] = False,
+) -> None:
+    """A submitted job's logs."""
+    import asyncio
+
+    from raytag import jobs
+
+    client = jobs.client(address)
+    if not follow:
+        console.print(client.get_job_logs(submission_id), highlight=False, markup=False)
+        return
+
+    async def tail() -> None:
+        async for lines in client.tail_job_logs(submission_id):
+            console.print(lines, end="", highlight=False, markup=False)
+
+    asyncio.run(tail())
+
+
+@jobs_app.command("stop")
+def jobs_stop(submission_id: str, address: JobAddress = "http://127.0.0.1:8265") -> None:
+    """Stop a running job."""
+    from raytag import jobs
+
+    stopped = jobs.client(address).stop_job(submission_id)
+    console.print(f"{submission_id}: {'stopping' if stopped else 'not running'}")
+
+
+@jobs_app.command("list")
+def jobs_list(address: JobAddress = "http://127.0.0.1:8265") -> None:
+    """Every job the cluster knows."""
+    from raytag import jobs
+
+    table = Table()
+    for column in ("submission id", "status", "entrypoint"):
+        table.add_column(column)
+    for job in jobs.client(address).list_jobs():
+        table.add_row(str(job.submission_id), str(job.status.value), job.entrypoint)
+    console.print(table)
+
+
+@app.command("serve")
+def serve_models(
+    refs: Annotated[list[str] | None, typer.Argument(help="Registry references to serve (name[@version|@alias]).")] = None,
+    config: Annotated[Path | None, typer.Option(help="A Serve config file (serve/*.yaml) instead of refs.")] = None,
+    registry: Annotated[str, typer.Option(help="Registry root.")] = "runs/registry",
+    host: Annotated[str, typer.Option(help="Interface to bind; keep 127.0.0.1 unless behind a proxy.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="HTTP port.")] = 8000,
+    address: AddressOption = None,
+    replicas: Annotated[int, typer.Option(help="Maximum replicas per model (autoscaled from 1).")] = 1,
+) -> None:
+    """Serve registered taggers over HTTP on Ray Serve until interrupted.
+
+    Each model is served at POST /v1/models/<name>/tag, where <name> is the reference's
+    model name. Clients need an API key from RAYTAG_API_KEYS (or the config's api_keys_file).
+    """
+    import time
+
+    from raytag.registry import parse_ref
+    from raytag.serving.deploy import app_config, deploy, load_config
+    from raytag.session import ray_session
+
+    _quiet_ray(False)
+    if bool(refs) == bool(config):
+        _fail(RaytagError("give model references or --config, not both (and not neither)"))
+    try:
+        if config is not None:
+            serve_config = load_config(config)
+        else:
+            models = [{"name": parse_ref(ref).name, "ref": ref,
+                       "autoscaling": {"min_replicas": 1, "max_replicas": replicas}} for ref in refs or []]
+            serve_config = app_config({"registry_root": registry, "models": models}, host=host, port=port)
+        http = serve_config.get("http_options", {})
+        with ray_session(address, log_to_driver=True):
+            from ray import serve
+
+            deploy(serve_config)
+            console.print(f"serving on http://{http.get('host', host)}:{http.get('port', port)} "
+                          "(OpenAPI at /docs); Ctrl-C stops")
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                serve.shutdown()
+    except (RaytagError, RuntimeError, TimeoutError, ValueError) as exc:
+        _fail(exc)
