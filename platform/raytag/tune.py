@@ -233,8 +233,10 @@ def run_search(search: TuneJobConfig, base: JobConfig, prepared_dir: str | Path,
     per_trial, concurrent = trial_resources(base, ray.cluster_resources().get("CPU", 1.0),
                                             search.search.max_concurrent_trials)
     cfg = search.search
+    # Tune runs each trial in its own directory: hand it absolute paths.
+    for_trials = search.model_copy(update={"base": str(Path(search.base).absolute())})
     trainable = tune.with_parameters(
-        _trial, search=search.model_dump(mode="json"), prepared_dir=str(Path(prepared_dir).absolute()),
+        _trial, search=for_trials.model_dump(mode="json"), prepared_dir=str(Path(prepared_dir).absolute()),
         trial_storage=f"{storage.rstrip('/')}/trials", fault_injection=fault_injection,
     )
     # The trial process only drives its Ray Train run; the workers hold the CPUs.

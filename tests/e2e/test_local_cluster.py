@@ -59,10 +59,13 @@ def cluster(tmp_path):
            "RAY_DATA_DISABLE_PROGRESS_BARS": "1", "RAY_USAGE_STATS_ENABLED": "0"}
     env.pop("RAY_ADDRESS", None)
     try:
+        # A fresh token for this cluster (in the private HOME), then a head with token auth on;
+        # every client below (Jobs SDK, serve CLI, raytag) sends it because of RAY_AUTH_MODE=token.
+        _run(["ray", "get-auth-token", "--generate"], env)
         _run(["ray", "start", "--head", "--num-cpus", "2", "--port", str(GCS_PORT), "--include-dashboard", "true",
               "--dashboard-host", "127.0.0.1", "--dashboard-port", str(DASHBOARD_PORT),
               "--object-store-memory", str(300 * 1024 * 1024), "--disable-usage-stats"], env)
-        assert (home / ".ray" / "auth_token").is_file(), "ray start did not turn token auth on"
+        assert (home / ".ray" / "auth_token").is_file(), "no token was generated"
         yield env, tmp_path
     finally:
         subprocess.run([str(BIN / "ray"), "stop", "--force"], env=env, capture_output=True, timeout=120)
@@ -85,7 +88,7 @@ def test_submit_train_serve_and_tune_on_a_ray_start_cluster(cluster):
         "name": "e2e_tiny", "corpus": {"format": "conll", "path": "tiny.conll"},
         "split": {"ratios": {"train": 0.8, "dev": 0.1, "test": 0.1}},
         "model": {"embedding_dim": 8, "lstm_units": 8, "lstm_layers": 1},
-        "train": {"num_workers": 1, "cpus_per_worker": 1, "epochs": 2, "batch_size": 16,
+        "train": {"num_workers": 1, "cpus_per_worker": 1, "epochs": 1, "batch_size": 16,
                   "max_steps_per_epoch": 5, "storage_path": str(tmp / "ray_results")},
         "registry": {"root": str(registry)},
     }
@@ -127,7 +130,7 @@ def test_submit_train_serve_and_tune_on_a_ray_start_cluster(cluster):
     _run([str(BIN / "serve"), "shutdown", "-y", "--address", ADDRESS], env, cwd=work)
 
     # 4. a 2-trial Tune search as a submitted job
-    search = {"name": "e2e_search", "base": "jobs/tiny.yaml", "set": {"train.epochs": 2},
+    search = {"name": "e2e_search", "base": "jobs/tiny.yaml", "set": {"train.max_steps_per_epoch": 3},
               "search": {"space": {"train.learning_rate": {"loguniform": [0.001, 0.05]}}, "num_samples": 2},
               "storage_path": str(tmp / "tune")}
     (work / "jobs" / "search.yaml").write_text(yaml.safe_dump(search))

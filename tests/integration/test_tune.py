@@ -25,7 +25,7 @@ def _files(tmp):
     (tmp / "base.yaml").write_text(yaml.safe_dump(base))
     search = {
         "name": "tiny_search", "base": str(tmp / "base.yaml"),
-        "set": {"train.max_steps_per_epoch": 5},
+        "set": {"train.max_steps_per_epoch": 3},
         "search": {"space": {"train.learning_rate": {"loguniform": [0.001, 0.05]},
                              "model.lstm_units": {"choice": [8, 16]}},
                    "num_samples": 2, "scheduler": {"kind": "asha", "grace_period": 1}},
