@@ -15,33 +15,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from common import child, ensure_prepared, load
+
 ENV = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "2", "TF_USE_LEGACY_KERAS": "1",
        "RAY_DATA_DISABLE_PROGRESS_BARS": "1", "PYTHONUNBUFFERED": "1", "USE_TF": "0",
        "TOKENIZERS_PARALLELISM": "false"}
 
 
-def _job(config: str, overrides: list[str]):
-    from raytag.config import load_job
-
-    return load_job(config, overrides)
-
-
-def _ensure_prepared(job) -> Path:
-    directory = Path(job.prepared_dir())
-    if not (directory / "manifest.json").is_file():
-        from raytag.prepare import prepare
-        from raytag.session import ray_session
-
-        with ray_session(num_cpus=2):
-            prepare(job, directory)
-    return directory
+_job = load
+_ensure_prepared = ensure_prepared
 
 
 def plain_fit(config: str, overrides: list[str]) -> dict:
@@ -107,14 +92,7 @@ def quality(config: str, overrides: list[str]) -> dict:
 
 
 def _child(kind: str, argv: list[str]) -> dict:
-    proc = subprocess.run([sys.executable, __file__, "_" + kind, *argv], capture_output=True, text=True, env=ENV,
-                          cwd=REPO)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-    if proc.returncode != 0 or not lines:
-        sys.stderr.write(proc.stdout[-5000:] + proc.stderr[-5000:])
-        raise SystemExit(f"{kind} failed")
-    return json.loads(lines[-1].removeprefix("RESULT "))
-
+    return child(__file__, kind, argv, ENV)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -16,7 +16,6 @@ from raytag.tagger import TAGGER_FILE, TRANSFORMER_MODEL_DIR, Tagger
 
 def export_bilstm(job: JobConfig, corpus: PreparedCorpus, checkpoint_dir: str, history: list[dict], out: Path) -> Path:
     """Rebuild the model outside any strategy, load the checkpoint's weights, write the artifact."""
-    from raytag.evaluate import plot_curves
     from raytag.models import bilstm
     from raytag.train.keras_loop import WEIGHTS
 
@@ -34,6 +33,13 @@ def export_bilstm(job: JobConfig, corpus: PreparedCorpus, checkpoint_dir: str, h
         "char_features": job.model.char_features,
         "max_word_length": job.model.max_word_length,
     }
+    return _write_metadata(job, meta, history, out)
+
+
+def _write_metadata(job: JobConfig, meta: dict[str, Any], history: list[dict], out: Path) -> Path:
+    """The files every tagger artifact carries next to its model: tagger.json, config, curves."""
+    from raytag.evaluate import plot_curves
+
     (out / TAGGER_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
     (out / "config.yaml").write_text(yaml.safe_dump(resolved(job), sort_keys=False), encoding="utf-8")
     (out / "history.json").write_text(json.dumps(history, indent=2), encoding="utf-8")
@@ -51,7 +57,6 @@ def export_transformer(job: JobConfig, corpus: PreparedCorpus, checkpoint_dir: s
     """
     from transformers import AutoModelForTokenClassification
 
-    from raytag.evaluate import plot_curves
     from raytag.models.transformer import load_tokenizer
     from raytag.subword_stage import TOKENIZER_DIR
     from raytag.train.hf_loop import CHECKPOINT_DIR
@@ -75,12 +80,7 @@ def export_transformer(job: JobConfig, corpus: PreparedCorpus, checkpoint_dir: s
         "encoder": job.model.encoder,
         "model_dir": TRANSFORMER_MODEL_DIR,
     }
-    (out / TAGGER_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
-    (out / "config.yaml").write_text(yaml.safe_dump(resolved(job), sort_keys=False), encoding="utf-8")
-    (out / "history.json").write_text(json.dumps(history, indent=2), encoding="utf-8")
-    if history:
-        plot_curves(history, out / "curves.png")
-    return out
+    return _write_metadata(job, meta, history, out)
 
 
 def export(job: JobConfig, corpus: PreparedCorpus, checkpoint_dir: str, history: list[dict], out: Path) -> Path:

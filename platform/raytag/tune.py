@@ -254,8 +254,9 @@ def run_search(search: TuneJobConfig, base: JobConfig, prepared_dir: str | Path,
             trainable,
             param_space=_domains(cfg),
             tune_config=tune.TuneConfig(
-                metric=cfg.metric, mode=cfg.mode, num_samples=cfg.num_samples, max_concurrent_trials=concurrent,
-                scheduler=scheduler, search_alg=BasicVariantGenerator(random_state=cfg.seed),
+                metric=cfg.metric, mode=cfg.mode, num_samples=cfg.num_samples, scheduler=scheduler,
+                # The generator itself caps concurrency (TuneConfig's cap ignores this search_alg).
+                search_alg=BasicVariantGenerator(random_state=cfg.seed, max_concurrent=concurrent),
             ),
             run_config=tune.RunConfig(name=search.name, storage_path=storage, verbose=0),
         )

@@ -200,8 +200,10 @@ def test_version_switch_under_load_drops_nothing(server):
         t.start()
     try:
         time.sleep(1.0)
-        # What `serve deploy` does with an edited config file: only user_config changes.
-        deploy(app_config(_args(server["registry"], server["keys_file"], bilstm_ref="bilstm@v2"), port=PORT))
+        # What `serve deploy` does with an edited config file: only a user_config changes.
+        config = app_config(_args(server["registry"], server["keys_file"]), port=PORT)
+        config["applications"][0]["deployments"] = [{"name": "tagger-bilstm", "user_config": {"ref": "bilstm@v2"}}]
+        deploy(config)
         deadline = time.monotonic() + 60
         while not any(v == 2 for _, v in results[-5:]):
             if time.monotonic() > deadline:

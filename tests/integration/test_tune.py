@@ -28,7 +28,7 @@ def _files(tmp):
         "set": {"train.max_steps_per_epoch": 3},
         "search": {"space": {"train.learning_rate": {"loguniform": [0.001, 0.05]},
                              "model.lstm_units": {"choice": [8, 16]}},
-                   "num_samples": 2, "scheduler": {"kind": "asha", "grace_period": 1}},
+                   "num_samples": 1, "scheduler": {"kind": "asha", "grace_period": 1}},
     }
     (tmp / "search.yaml").write_text(yaml.safe_dump(search))
     return tmp / "search.yaml"
@@ -38,19 +38,20 @@ def test_search_resumes_after_a_failed_trial_and_registers_the_best(ray_local, t
     search, base = load_search(_files(tmp_path))
     directory = prepare(base, tmp_path / "prepared").directory
     marker = tmp_path / "killed"
-    # The first trial to reach epoch 1 loses its worker and errors (max_failures=0).
+    # The trial loses its worker at epoch 1 and errors (max_failures=0): the search ends
+    # unfinished, like one whose driver was interrupted. (A 2-trial ASHA search runs in tests/e2e.)
     first = run_search(search, base, directory, fault_injection={"epoch": 1, "rank": 0, "marker": str(marker)})
     assert marker.exists()
     assert "error" in set(first.table["status"])
     resumed = run_search(search, base, directory)
     assert resumed.restored
-    assert len(resumed.table) == 2 and "error" not in set(resumed.table["status"])
+    assert len(resumed.table) == 1 and "error" not in set(resumed.table["status"])
     assert resumed.table["epochs"].max() == 2
     # The exported best job validates, carries the best parameters and names the base model.
     best = load_job(resumed.best_job_file)
     assert best.train.learning_rate == resumed.best_params["train.learning_rate"]
     assert best.model.lstm_units == resumed.best_params["model.lstm_units"]
-    assert best.train.max_steps_per_epoch == 5
+    assert best.train.max_steps_per_epoch == 3
     assert resumed.registered is not None and resumed.registered.name == "tiny"
     version = Registry(str(tmp_path / "registry")).resolve("tiny")
     assert "test_f1" in version.metrics and "dev_score" in version.metrics

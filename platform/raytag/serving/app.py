@@ -3,9 +3,12 @@
 ``build_app(args)`` is the typed app builder named by ``import_path`` in
 ``serve/*.yaml`` (``raytag.serving.app:build_app``) and used by ``raytag serve``.
 Each model is a ``tagger-<name>`` deployment whose ``user_config`` holds the
-registry reference: changing it reloads the model in place (``reconfigure``)
-while the replica keeps answering with the previous version until the new one
-is ready, so no request is dropped.
+registry reference. Switching versions means setting ``user_config: {ref: ...}``
+for that deployment under ``deployments:`` in the Serve config and deploying it
+again: Serve then calls ``reconfigure`` on the running replicas, which keep
+answering with the previous version until the new one is loaded, so no request
+is dropped. (Changing the application's ``args`` instead changes its code
+version, and Serve replaces every replica.)
 """
 
 # No ``from __future__ import annotations``: FastAPI reads the route signatures at
@@ -36,13 +39,17 @@ REPLICA_RETRIES = 2
 class TaggerDeployment:
     """Serves one registered tagger; concurrent requests are tagged together by ``@serve.batch``."""
 
-    def __init__(self) -> None:
+    def __init__(self, defaults: dict[str, Any]) -> None:
+        # user_config (e.g. ``{"ref": "ner@v5"}`` under ``deployments:`` in a Serve config)
+        # overrides these keys; changing only it reconfigures the replica in place.
+        self.defaults = dict(defaults)
         self.tagger: Any = None
         self.model: dict[str, Any] = {}
         self.batch_sizes: collections.Counter = collections.Counter()
         self._lock = asyncio.Lock()
 
-    async def reconfigure(self, config: dict[str, Any]) -> None:
+    async def reconfigure(self, user_config: dict[str, Any]) -> None:
+        config = {**self.defaults, **(user_config or {})}
         async with self._lock:
             wanted = (config["ref"], config["registry_root"])
             if self.model.get("key") != wanted:
@@ -199,7 +206,7 @@ def build_app(args: dict[str, Any]) -> Any:
             max_ongoing_requests=model.max_ongoing_requests,
             max_queued_requests=model.max_queued_requests,
             ray_actor_options={"num_cpus": model.num_cpus, "num_gpus": model.num_gpus},
-        ).bind()
+        ).bind(model.user_config(root))
         for model in settings.models
     }
     return Ingress.options(
