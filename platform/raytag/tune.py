@@ -262,10 +262,23 @@ def run_search(search: TuneJobConfig, base: JobConfig, prepared_dir: str | Path,
         )
     grid = tuner.fit()
     table = results_table(grid, cfg)
-    best = grid.get_best_result(metric=cfg.metric, mode=cfg.mode, scope="all")
-    history = best.metrics_dataframe
-    scored = history[history[cfg.metric].notna() & history["checkpoint_path"].notna()]
-    row = scored.loc[scored[cfg.metric].idxmax() if cfg.mode == "max" else scored[cfg.metric].idxmin()]
+    candidates = []
+    for result in grid:
+        frame = result.metrics_dataframe
+        if frame is None or cfg.metric not in frame or "checkpoint_path" not in frame:
+            continue
+        scored = frame[frame[cfg.metric].notna() & frame["checkpoint_path"].notna()]
+        if len(scored):
+            index = scored[cfg.metric].idxmax() if cfg.mode == "max" else scored[cfg.metric].idxmin()
+            candidates.append((result, scored.loc[index]))
+    if not candidates:
+        errors = [str(r.error).splitlines()[0] for r in grid if r.error][:3]
+        raise RuntimeError(
+            f"no trial of {search.name} reported a checkpointed {cfg.metric} (errors: {errors}); "
+            "run the same search again to resume it"
+        )
+    pick = max if cfg.mode == "max" else min
+    best, row = pick(candidates, key=lambda c: float(c[1][cfg.metric]))
     params = {k: best.config[k] for k in cfg.space}
     best_job = job_for_trial(search, params, trial_name=f"{search.name}-best")
     best_job = best_job.model_copy(update={"registry": best_job.registry.model_copy(
