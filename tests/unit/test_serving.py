@@ -69,7 +69,7 @@ def test_shipped_serve_configs_are_valid(path: Path) -> None:
         settings = ServeSettings.model_validate(application["args"])
         names = {deployment_name(m.name) for m in settings.models} | {"Ingress"}
         assert {d["name"] for d in application.get("deployments", [])} <= names
-    assert data["http_options"]["host"] in ("127.0.0.1", "0.0.0.0")
+    assert data["http_options"]["host"] == "127.0.0.1"
 
 
 def test_app_config_binds_loopback_by_default() -> None:
