@@ -37,10 +37,12 @@ def ray_local():
     """
     import ray
 
+    from raytag.session import dashboard_missing
+
     if ray.is_initialized():
         yield ray
         return
-    ray.init(address="local", num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1",
+    ray.init(address="local", num_cpus=2, include_dashboard=dashboard_missing() is None, dashboard_host="127.0.0.1",
              object_store_memory=500 * 1024 * 1024)
     yield ray
     ray.shutdown()

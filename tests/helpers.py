@@ -91,10 +91,9 @@ def tiny_encoder(directory: Path, words: list[str], hidden: int = 32, layers: in
 NER_LABELS = ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
 
 
-def publish_bilstm(registry_root: Path, name: str, seed: int = 0) -> Any:
-    """Register an untrained tiny BiLSTM tagger (valid predictions, no training needed)."""
+def tiny_bilstm_artifact(directory: Path, seed: int = 0) -> Path:
+    """Write an untrained tiny BiLSTM tagger artifact to ``directory/artifact`` (valid predictions)."""
     import json
-    import tempfile
     from collections import Counter
 
     import tf_keras
@@ -102,23 +101,32 @@ def publish_bilstm(registry_root: Path, name: str, seed: int = 0) -> Any:
     from raytag.config import BiLSTMConfig
     from raytag.corpus.vocab import Vocabulary
     from raytag.models import bilstm
-    from raytag.registry import Registry
 
     tf_keras.utils.set_random_seed(seed)
     config = BiLSTMConfig(embedding_dim=8, lstm_units=8, lstm_layers=1, char_features="none")
     words = Vocabulary.build(Counter("my name is wolfgang and i live in berkeley california .".split()))
     chars = Vocabulary.build(Counter("abcdefghijklmnopqrstuvwxyz."))
     labels = Vocabulary.labels(NER_LABELS)
+    out = Path(directory) / "artifact"
+    model = bilstm.build_model(config, len(words), len(chars), len(labels))
+    bilstm.save_model(model, out, config)
+    words.save(out / "words.json")
+    chars.save(out / "chars.json")
+    labels.save(out / "labels.json")
+    meta = {"kind": "bilstm", "labels": NER_LABELS, "entity": True, "constrained_decoding": True,
+            "char_features": "none", "max_word_length": 20}
+    (out / "tagger.json").write_text(json.dumps(meta))
+    return out
+
+
+def publish_bilstm(registry_root: Path, name: str, seed: int = 0) -> Any:
+    """Register an untrained tiny BiLSTM tagger (valid predictions, no training needed)."""
+    import tempfile
+
+    from raytag.registry import Registry
+
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "artifact"
-        model = bilstm.build_model(config, len(words), len(chars), len(labels))
-        bilstm.save_model(model, out, config)
-        words.save(out / "words.json")
-        chars.save(out / "chars.json")
-        labels.save(out / "labels.json")
-        meta = {"kind": "bilstm", "labels": NER_LABELS, "entity": True, "constrained_decoding": True,
-                "char_features": "none", "max_word_length": 20}
-        (out / "tagger.json").write_text(json.dumps(meta))
+        out = tiny_bilstm_artifact(Path(tmp), seed)
         return Registry(str(registry_root)).publish(name, out, kind="bilstm", labels=NER_LABELS,
                                                     metrics={"test_f1": 0.5}, config={}, data_fingerprint="test")
 

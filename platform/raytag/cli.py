@@ -193,6 +193,7 @@ def predict(
     texts: Annotated[list[str], typer.Argument(help="Texts to tag.")],
     registry: Annotated[str, typer.Option(help="Registry root.")] = "runs/registry",
     tokens: Annotated[bool, typer.Option(help="Print per-token tags too.")] = False,
+    device: Annotated[str, typer.Option(help="auto (a visible GPU if any, else cpu), cpu, cuda or cuda:N.")] = "auto",
 ) -> None:
     """Tag raw texts and print entity spans (and tags) as JSON."""
     import json
@@ -200,7 +201,7 @@ def predict(
     from raytag.tagger import load_tagger
 
     try:
-        tagger = load_tagger(model, registry)
+        tagger = load_tagger(model, registry, device=device)
     except (RaytagError, FileNotFoundError, ValueError) as exc:
         _fail(exc)
         return
@@ -325,7 +326,9 @@ def _demo_request(ref: str, registry: str, api_key: str, text: str, port: int) -
     from raytag.serving.deploy import app_config, deploy
 
     name = "gmb-ner"
-    deploy(app_config({"registry_root": registry, "models": [{"name": name, "ref": ref}]}, port=port))
+    # Two replicas (the default) at half a CPU each, so they fit beside whatever Ray still holds.
+    deploy(app_config({"registry_root": registry, "models": [{"name": name, "ref": ref, "num_cpus": 0.5}]},
+                      port=port))
     try:
         url = f"http://127.0.0.1:{port}/v1/models/{name}/tag"
         response = httpx.post(url, json={"text": text}, headers={"Authorization": f"Bearer {api_key}"}, timeout=60)

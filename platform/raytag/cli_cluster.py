@@ -148,7 +148,8 @@ def serve_models(
     host: Annotated[str, typer.Option(help="Interface to bind; keep 127.0.0.1 unless behind a proxy.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="HTTP port.")] = 8000,
     address: AddressOption = None,
-    replicas: Annotated[int, typer.Option(help="Maximum replicas per model (autoscaled from 1).")] = 1,
+    replicas: Annotated[int, typer.Option(min=1, help="Replicas per model: 2 by default, so a lost replica "
+                                          "never leaves a model unserved; above 2, autoscaled from 2.")] = 2,
 ) -> None:
     """Serve registered taggers over HTTP on Ray Serve until interrupted.
 
@@ -169,7 +170,8 @@ def serve_models(
             serve_config = load_config(config)
         else:
             models = [{"name": parse_ref(ref).name, "ref": ref,
-                       "autoscaling": {"min_replicas": 1, "max_replicas": replicas}} for ref in refs or []]
+                       "autoscaling": {"min_replicas": min(2, replicas), "max_replicas": replicas}}
+                      for ref in refs or []]
             serve_config = app_config({"registry_root": registry, "models": models}, host=host, port=port)
         http = serve_config.get("http_options", {})
         with ray_session(address, log_to_driver=True):

@@ -158,7 +158,9 @@ class EntitySpan:
 
     def to_dict(self) -> dict:
         """Plain dict ``{entity_group, score, word, start, end}``."""
-        return asdict(self)
+        # By hand: dataclasses.asdict deep-copies field by field, which shows on the serving path.
+        return {"entity_group": self.entity_group, "score": self.score, "word": self.word,
+                "start": self.start, "end": self.end}
 
 
 def spans_from_tags(

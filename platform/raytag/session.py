@@ -6,10 +6,25 @@ calling a plain-Python stage, never starts Ray behind the caller's back.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+
+logger = logging.getLogger(__name__)
+
+
+def dashboard_missing() -> str | None:
+    """Why Ray's dashboard cannot start in this environment, or None when it can.
+
+    The same probe Ray makes before it refuses ``include_dashboard=True``.
+    """
+    try:
+        import ray.dashboard.optional_deps  # noqa: F401
+    except ImportError as error:
+        return f"dashboard packages missing: {error}"
+    return None
 
 
 @contextmanager
@@ -24,9 +39,11 @@ def ray_session(
     """Use the Ray already initialised in this process, connect to ``address``
     (or ``RAY_ADDRESS``), or start a local Ray with its dashboard on 127.0.0.1.
 
-    The dashboard is not optional: Ray Train's placement-group cleaner reads the
-    State API it serves, and without it a Tune trial stopped early leaks its workers'
-    CPUs, so the next trial waits forever on a small machine.
+    The dashboard is started whenever its packages are installed: Ray Train's
+    placement-group cleaner reads the State API it serves, and without it a Tune trial
+    stopped early leaks its workers' CPUs, so the next trial waits forever on a small
+    machine. Where they are missing (a GPU image with ``ray[train]`` only), Ray refuses
+    ``include_dashboard=True``, so the session starts without it and says why.
 
     Ray is shut down on exit only when this call started or connected it.
     """
@@ -42,11 +59,15 @@ def ray_session(
     if target and target != "local":
         ray.init(address=target, **kwargs)
     else:
+        missing = dashboard_missing()
+        if missing:
+            logger.warning("starting Ray without its dashboard (%s); Tune trials stopped early may "
+                           "hold their CPUs until the search ends", missing)
         ray.init(
             address="local",
             num_cpus=num_cpus,
             object_store_memory=object_store_memory,
-            include_dashboard=True,
+            include_dashboard=not missing,
             dashboard_host="127.0.0.1",
             **kwargs,
         )

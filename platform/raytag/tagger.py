@@ -47,7 +47,8 @@ class TaggedSentence:
     def to_dict(self, with_tokens: bool = True) -> dict[str, Any]:
         out: dict[str, Any] = {"text": self.text, "entities": [e.to_dict() for e in self.entities]}
         if with_tokens:
-            out["tokens"] = [asdict(t) for t in self.tokens]
+            out["tokens"] = [{"text": t.text, "start": t.start, "end": t.end, "tag": t.tag, "score": t.score}
+                             for t in self.tokens]
         return out
 
 
@@ -55,6 +56,7 @@ class Tagger(Protocol):
     kind: str
     labels: list[str]
     entity: bool
+    device: str
 
     def predict(self, inputs: Sequence[str] | Sequence[Sequence[str]], batch_size: int = 64) -> list[TaggedSentence]:
         ...
@@ -94,8 +96,11 @@ class BiLSTMTagger:
 
     kind = "bilstm"
 
-    def __init__(self, directory: str | Path) -> None:
+    def __init__(self, directory: str | Path, device: str = "auto") -> None:
+        import tensorflow as tf
+
         from raytag.corpus.vocab import Vocabulary
+        from raytag.devices import resolve_device, tensorflow_device, tensorflow_gpus
         from raytag.models import bilstm
 
         self.directory = Path(directory)
@@ -106,7 +111,12 @@ class BiLSTMTagger:
         self.max_word_length = int(meta["max_word_length"])
         self.words = Vocabulary.load(self.directory / "words.json")
         self.chars = Vocabulary.load(self.directory / "chars.json") if meta["char_features"] != "none" else None
-        self.model = bilstm.load_model(self.directory, compile=False)
+        self.device = resolve_device(device, tensorflow_gpus)
+        # Variables are placed when created and ops follow the scope they run in, so
+        # both loading and every predict call run under the chosen device.
+        self._scope = lambda: tf.device(tensorflow_device(self.device))
+        with self._scope():
+            self.model = bilstm.load_model(self.directory, compile=False)
 
     def predict(self, inputs: Sequence[str] | Sequence[Sequence[str]], batch_size: int = 64) -> list[TaggedSentence]:
         """Tag texts (tokenized by :func:`raytag.decoding.tokenize_with_offsets`) or token lists."""
@@ -128,7 +138,8 @@ class BiLSTMTagger:
                 [self.words.encode(t) for t in tokens], tokens if self.chars else None, self.chars,
                 self.max_word_length,
             )
-            probs = bilstm.predict_proba(self.model, model_inputs)
+            with self._scope():
+                probs = bilstm.predict_proba(self.model, model_inputs)
             paths = decode(probs, [len(t) for t in tokens], self.labels, constrained=self.constrained)
             for row, (i, path) in enumerate(zip(nonempty, paths, strict=True)):
                 results[i] = _tagged(prepared[i], probs[row], path, self.labels, self.entity)
@@ -144,9 +155,10 @@ class TransformerTagger:
 
     kind = "transformer"
 
-    def __init__(self, directory: str | Path, device: str | None = None) -> None:
+    def __init__(self, directory: str | Path, device: str = "auto") -> None:
         from transformers import AutoModelForTokenClassification
 
+        from raytag.devices import resolve_device, torch_gpus
         from raytag.models.transformer import load_tokenizer
 
         self.directory = Path(directory)
@@ -159,8 +171,8 @@ class TransformerTagger:
         model_dir = self.directory / meta.get("model_dir", TRANSFORMER_MODEL_DIR)
         self.tokenizer = load_tokenizer(model_dir)
         self.model = AutoModelForTokenClassification.from_pretrained(str(model_dir))
-        if device:
-            self.model.to(device)
+        self.device = resolve_device(device, torch_gpus)
+        self.model.to(self.device)
         self.model.eval()
         stored = [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
         if stored != self.labels:
@@ -184,8 +196,15 @@ class TransformerTagger:
         return results
 
 
-def load_tagger(ref: str | Path, registry_root: str | None = None) -> Tagger:
-    """Load a tagger from an artifact directory or a registry reference (``name[@version|@alias]``)."""
+def load_tagger(ref: str | Path, registry_root: str | None = None, device: str = "auto") -> Tagger:
+    """Load a tagger from an artifact directory or a registry reference (``name[@version|@alias]``).
+
+    ``device`` is ``auto`` (a visible GPU if there is one, else the CPU), ``cpu``, ``cuda``
+    or ``cuda:N``; a malformed or invisible device is a :class:`raytag.devices.DeviceError`.
+    """
+    from raytag.devices import check_device
+
+    check_device(device)
     path = Path(ref)
     if not (path / TAGGER_FILE).is_file():
         from raytag.registry import Registry
@@ -194,7 +213,7 @@ def load_tagger(ref: str | Path, registry_root: str | None = None) -> Tagger:
     meta = json.loads((path / TAGGER_FILE).read_text(encoding="utf-8"))
     kind = meta.get("kind")
     if kind == "bilstm":
-        return BiLSTMTagger(path)
+        return BiLSTMTagger(path, device)
     if kind == "transformer":
-        return TransformerTagger(path)
+        return TransformerTagger(path, device)
     raise ValueError(f"{path}: unknown tagger kind {kind!r}")

@@ -1,128 +1,127 @@
-"""The Ray Serve application: a FastAPI ingress in front of one batched deployment per model.
+"""The Ray Serve application: one HTTP hop per request, one batching point per model.
 
 ``build_app(args)`` is the typed app builder named by ``import_path`` in
 ``serve/*.yaml`` (``raytag.serving.app:build_app``) and used by ``raytag serve``.
-Each model is a ``tagger-<name>`` deployment whose ``user_config`` holds the
-registry reference. Switching versions means setting ``user_config: {ref: ...}``
-for that deployment under ``deployments:`` in the Serve config and deploying it
-again: Serve then calls ``reconfigure`` on the running replicas, which keep
-answering with the previous version until the new one is loaded, so no request
-is dropped. (Changing the application's ``args`` instead changes its code
-version, and Serve replaces every replica.)
+
+- One model: the ``tagger-<name>`` replicas are the HTTP ingress themselves and tag
+  in process, so a request crosses proxy → replica and nothing else.
+- Several models: an ``Ingress`` deployment answers HTTP and sends each request, with
+  all its texts, to the model's ``tagger-<name>`` deployment in one call.
+
+Either way the model lives in a :class:`~raytag.serving.slot.ModelSlot` whose
+``user_config`` holds the registry reference: setting ``user_config: {ref: ...}`` for
+``tagger-<name>`` under ``deployments:`` and deploying again reloads the model in the
+running replicas, which keep answering with the previous version until then.
 """
 
 # No ``from __future__ import annotations``: FastAPI reads the route signatures at
 # runtime, after Serve has rebuilt the ingress class, and needs real types there.
 import asyncio
-import collections
-import logging
+import json
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Header, HTTPException
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Header, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import ValidationError
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 import raytag
 from raytag.serving.auth import authorized, load_keys
-from raytag.serving.schemas import ModelInfo, ModelList, Problem, TagRequest, TagResponse, TagResult
-from raytag.serving.settings import IngressLimits, ServeSettings, deployment_name
+from raytag.serving.schemas import ModelInfo, ModelList, Problem, TagRequest, TagResponse, ValidationProblem
+from raytag.serving.settings import IngressLimits, RuntimeConfig, ServeSettings, deployment_name
+from raytag.serving.slot import ModelSlot
 
-logger = logging.getLogger("ray.serve")
-
-# Retries of one item when the replica holding it died: the router sends it elsewhere.
+# Retries of one request when the replica holding it died: the router sends it elsewhere.
 REPLICA_RETRIES = 2
 
-
-@serve.deployment(ray_actor_options={"num_cpus": 1})
-class TaggerDeployment:
-    """Serves one registered tagger; concurrent requests are tagged together by ``@serve.batch``."""
-
-    def __init__(self, defaults: dict[str, Any]) -> None:
-        # user_config (e.g. ``{"ref": "ner@v5"}`` under ``deployments:`` in a Serve config)
-        # overrides these keys; changing only it reconfigures the replica in place.
-        self.defaults = dict(defaults)
-        self.tagger: Any = None
-        self.model: dict[str, Any] = {}
-        self.batch_sizes: collections.Counter = collections.Counter()
-        self._lock = asyncio.Lock()
-
-    async def reconfigure(self, user_config: dict[str, Any]) -> None:
-        config = {**self.defaults, **(user_config or {})}
-        async with self._lock:
-            wanted = (config["ref"], config["registry_root"])
-            if self.model.get("key") != wanted:
-                # Load off the event loop: requests keep being served by the current model.
-                tagger, info = await asyncio.to_thread(_load_model, config["ref"], config["registry_root"])
-                self.tagger, self.model = tagger, {**info, "key": wanted}
-                logger.info("serving %s", info["ref_resolved"])
-            self.tag_batch.set_max_batch_size(int(config["max_batch_size"]))
-            self.tag_batch.set_batch_wait_timeout_s(float(config["batch_wait_timeout_s"]))
-
-    def ready(self) -> bool:
-        return self.tagger is not None
-
-    def info(self) -> dict[str, Any]:
-        return {k: v for k, v in self.model.items() if k != "key"}
-
-    def stats(self) -> dict[str, Any]:
-        """Batch sizes seen so far (size → count); tests and operators read this."""
-        return {"batch_sizes": dict(self.batch_sizes)}
-
-    async def tag(self, item: str | list[str], with_tokens: bool) -> dict[str, Any]:
-        result = await self.tag_batch(item)
-        if not with_tokens:
-            result = {**result, "tokens": None}
-        return result
-
-    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.01)
-    async def tag_batch(self, items: list[str | list[str]]) -> list[dict[str, Any]]:
-        # One model for the whole batch, even if a reconfigure swaps it meanwhile.
-        tagger, version = self.tagger, self.model.get("version")
-        if tagger is None:
-            raise RuntimeError("model not loaded yet")
-        self.batch_sizes[len(items)] += 1
-        sentences = await asyncio.to_thread(tagger.predict, items, max(1, len(items)))
-        return [{**s.to_dict(with_tokens=True), "version": version} for s in sentences]
-
-
-def _load_model(ref: str, registry_root: str) -> tuple[Any, dict[str, Any]]:
-    from raytag.registry import Registry
-    from raytag.tagger import load_tagger
-
-    registry = Registry(registry_root)
-    version = registry.resolve(ref)
-    pinned = f"{version.name}@v{version.version}"
-    tagger = load_tagger(pinned, registry_root)
-    aliases = sorted(a for a, v in registry.aliases(version.name).items() if v == version.version)
-    info = {"ref": ref, "ref_resolved": pinned, "version": version.version, "kind": version.kind,
-            "labels": list(version.labels), "metrics": dict(version.metrics), "aliases": aliases}
-    return tagger, info
-
+TaggerDeployment = serve.deployment(ModelSlot, name="tagger")
 
 api = FastAPI(
     title="raytag",
     version=raytag.__version__,
     description="Sequence taggers served by raytag on Ray Serve. Send `Authorization: Bearer <key>`.",
+    # Served by the gateway itself, so the `docs` setting decides who may read them.
+    docs_url=None, redoc_url=None, openapi_url=None,
 )
 _AUTH_HEADER = Header(None, description="Bearer <API key>")
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": Problem} for code in (401, 404, 413, 503)
+    400: {"model": Problem, "description": "Malformed request"},
+    401: {"model": Problem, "description": "Missing or invalid API key"},
+    404: {"model": Problem, "description": "Unknown model"},
+    413: {"model": Problem, "description": "Too many inputs or an input too long"},
+    415: {"model": Problem, "description": "The body is not application/json"},
+    422: {"model": ValidationProblem, "description": "Invalid body: the field and the reason"},
+    503: {"model": Problem, "description": "Overloaded or unavailable; retry after `Retry-After` seconds"},
 }
 
 
-@serve.deployment(ray_actor_options={"num_cpus": 0})
+def _json(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    # ensure_ascii keeps any odd code point representable; allow_nan=False keeps it valid JSON.
+    body = json.dumps(payload, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+@api.exception_handler(RequestValidationError)
+async def _invalid_request(request: Request, exc: RequestValidationError) -> Response:
+    # FastAPI's default echoes the offending input, which may be NaN or a lone surrogate
+    # that no JSON encoder accepts: name the field and the reason, never the value.
+    problems = [{"loc": [p if isinstance(p, int) else str(p) for p in error.get("loc", ())],
+                 "msg": str(error.get("msg", "")), "type": str(error.get("type", ""))}
+                for error in exc.errors()]
+    return _json({"detail": problems}, status=422)
+
+
+_TAG_BODY = {"requestBody": {"required": True, "content": {"application/json": {
+    "schema": TagRequest.model_json_schema(ref_template="#/components/schemas/{model}")}}}}
+
+
+def parse_request(content_type: str | None, raw: bytes) -> TagRequest:
+    """The request body as a :class:`TagRequest`; 415 for a non-JSON body, 422 naming the field."""
+    media = (content_type or "application/json").split(";")[0].strip().lower()
+    if media != "application/json" and not media.endswith("+json"):
+        raise HTTPException(415, f"send the body as application/json, not {media}")
+    try:
+        return TagRequest.model_validate_json(raw)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**error, "loc": ("body", *error["loc"])} for error in exc.errors(include_input=False)]
+        ) from None
+
+
+def _unavailable(detail: str, retry_after_s: int) -> HTTPException:
+    return HTTPException(503, detail, headers={"Retry-After": str(retry_after_s)})
+
+
 @serve.ingress(api)
-class Ingress:
-    def __init__(self, limits: dict[str, Any], taggers: dict[str, DeploymentHandle]) -> None:
-        self.settings = IngressLimits.model_validate(limits)
-        self.keys = load_keys(self.settings.api_keys_env, self.settings.api_keys_file)
+class Gateway:
+    """HTTP front: auth, limits, docs, and either its own model or handles to model deployments."""
+
+    def __init__(self, limits: IngressLimits, local: tuple[str, RuntimeConfig] | None,
+                 taggers: dict[str, DeploymentHandle]) -> None:
+        self.settings = limits
+        self.keys = load_keys(limits.api_keys_env, limits.api_keys_file)
+        self.local_name = local[0] if local else None
+        self.slot = ModelSlot(local[1]) if local else None
         self.taggers = taggers
+
+    # What a tagger replica answers to handles, so both shapes look alike from outside.
+    async def reconfigure(self, user_config: dict[str, Any] | None) -> None:
+        if self.slot is not None:
+            await self.slot.reconfigure(user_config)
+
+    def stats(self) -> dict[str, Any]:
+        return self.slot.stats() if self.slot is not None else {}
 
     def _authorize(self, header: str | None) -> None:
         if not authorized(header, self.keys):
             raise HTTPException(401, "missing or invalid API key", headers={"WWW-Authenticate": "Bearer"})
+
+    def _names(self) -> list[str]:
+        return ([self.local_name] if self.local_name else []) + list(self.taggers)
 
     @api.get("/healthz")
     async def healthz(self) -> dict[str, str]:
@@ -130,62 +129,90 @@ class Ingress:
 
     @api.get("/readyz", responses={503: {"model": Problem}})
     async def readyz(self) -> JSONResponse:
+        states = [self.slot.ready()] if self.slot is not None else []
         try:
-            states = await asyncio.wait_for(
+            states += await asyncio.wait_for(
                 asyncio.gather(*(h.ready.remote() for h in self.taggers.values())), timeout=5
             )
         except Exception:  # noqa: BLE001 - any failure to answer means not ready
             states = [False]
         if all(states):
-            return JSONResponse({"status": "ready", "models": sorted(self.taggers)})
+            return JSONResponse({"status": "ready", "models": sorted(self._names())})
         return JSONResponse({"detail": "models are still loading"}, status_code=503)
 
     @api.get("/v1/models", response_model=ModelList, responses=_ERRORS)
     async def models(self, authorization: str | None = _AUTH_HEADER) -> ModelList:
         self._authorize(authorization)
-        infos = await asyncio.gather(*(h.info.remote() for h in self.taggers.values()))
+        infos = [self.slot.info()] if self.slot is not None else []
+        infos += await asyncio.gather(*(h.info.remote() for h in self.taggers.values()))
         return ModelList(models=[
             ModelInfo(name=name, ref=info["ref"], version=info["version"], kind=info["kind"],
                       aliases=info["aliases"], labels=info["labels"], metrics=info["metrics"])
-            for name, info in zip(self.taggers, infos, strict=True) if info
+            for name, info in zip(self._names(), infos, strict=True) if info
         ])
 
-    @api.post("/v1/models/{name}/tag", response_model=TagResponse, responses=_ERRORS)
-    async def tag(self, name: str, body: TagRequest, authorization: str | None = _AUTH_HEADER) -> TagResponse:
+    @api.post("/v1/models/{name}/tag", response_model=TagResponse, responses=_ERRORS, openapi_extra=_TAG_BODY)
+    async def tag(self, name: str, request: Request, authorization: str | None = _AUTH_HEADER) -> Response:
+        # The body is read by hand so that credentials are checked before anything about it
+        # is said, and pydantic parses the JSON itself (strictly: no NaN, no lone surrogates).
         self._authorize(authorization)
-        handle = self.taggers.get(name)
-        if handle is None:
-            raise HTTPException(404, f"unknown model {name!r}; see GET /v1/models")
+        body = parse_request(request.headers.get("content-type"), await request.body())
         items = body.inputs()
-        if len(items) > self.settings.max_batch_items:
-            raise HTTPException(413, f"{len(items)} inputs; at most {self.settings.max_batch_items} per request")
+        limits = self.settings
+        if len(items) > limits.max_batch_items:
+            raise HTTPException(413, f"{len(items)} inputs; at most {limits.max_batch_items} per request")
         for i, item in enumerate(items):
             size = len(item) if isinstance(item, str) else sum(len(t) + 1 for t in item)
-            if size > self.settings.max_text_chars:
-                raise HTTPException(413, f"input {i} has {size} characters; at most {self.settings.max_text_chars}")
-        results = await asyncio.gather(*(self._tag_one(handle, item, body.return_tokens) for item in items))
-        versions = {r.pop("version") for r in results}
-        return TagResponse(model=name, version=max(versions) if versions else 0,
-                           results=[TagResult(entities=r["entities"], tokens=r.get("tokens")) for r in results])
+            if size > limits.max_text_chars:
+                raise HTTPException(413, f"input {i} has {size} characters; at most {limits.max_text_chars}")
+        if name == self.local_name and self.slot is not None:
+            answer = await self.slot.tag(items, body.return_tokens)
+        elif name in self.taggers:
+            answer = await self._remote(self.taggers[name], items, body.return_tokens)
+        else:
+            raise HTTPException(404, f"unknown model {name!r}; see GET /v1/models")
+        if answer is None:
+            raise _unavailable("overloaded; retry later", limits.retry_after_s)
+        version, results = answer
+        return _json({"model": name, "version": version, "results": results})
 
-    async def _tag_one(self, handle: DeploymentHandle, item: str | list[str], with_tokens: bool) -> dict[str, Any]:
+    async def _remote(self, handle: DeploymentHandle, items: list[Any], with_tokens: bool) -> Any:
         from ray.exceptions import ActorDiedError, ActorUnavailableError
         from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 
+        retry_after = self.settings.retry_after_s
         for attempt in range(REPLICA_RETRIES + 1):
             try:
-                return await handle.tag.remote(item, with_tokens)
+                return await handle.tag.remote(items, with_tokens)
             except BackPressureError:
-                raise HTTPException(503, "overloaded; retry later",
-                                    headers={"Retry-After": str(self.settings.retry_after_s)}) from None
+                raise _unavailable("overloaded; retry later", retry_after) from None
             except DeploymentUnavailableError:
-                raise HTTPException(503, "model unavailable; retry later",
-                                    headers={"Retry-After": str(self.settings.retry_after_s)}) from None
+                raise _unavailable("model unavailable; retry later", retry_after) from None
             except (ActorDiedError, ActorUnavailableError):
                 if attempt == REPLICA_RETRIES:
-                    raise HTTPException(503, "replica lost; retry later",
-                                        headers={"Retry-After": str(self.settings.retry_after_s)}) from None
+                    raise _unavailable("replica lost; retry later", retry_after) from None
         raise AssertionError("unreachable")
+
+    def _docs_allowed(self, authorization: str | None) -> None:
+        if self.settings.docs == "off":
+            raise HTTPException(404, "API documentation is not served (docs: off)")
+        if self.settings.docs == "private":
+            self._authorize(authorization)
+
+    @api.get("/openapi.json", include_in_schema=False)
+    async def openapi(self, authorization: str | None = _AUTH_HEADER) -> JSONResponse:
+        self._docs_allowed(authorization)
+        return JSONResponse(api.openapi())
+
+    @api.get("/docs", include_in_schema=False)
+    async def docs(self, authorization: str | None = _AUTH_HEADER) -> HTMLResponse:
+        self._docs_allowed(authorization)
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="raytag API")
+
+    @api.get("/redoc", include_in_schema=False)
+    async def redoc(self, authorization: str | None = _AUTH_HEADER) -> HTMLResponse:
+        self._docs_allowed(authorization)
+        return get_redoc_html(openapi_url="/openapi.json", title="raytag API")
 
 
 def build_app(args: dict[str, Any]) -> Any:
@@ -197,18 +224,19 @@ def build_app(args: dict[str, Any]) -> Any:
     if "://" not in root:
         # Replicas may run in another working directory: pin the registry path now.
         root = str(Path(root).absolute())
-        settings = settings.model_copy(update={"registry_root": root})
+    limits = settings.ingress_limits()
+    if len(settings.models) == 1:
+        [model] = settings.models
+        runtime = model.runtime(root)
+        return serve.deployment(Gateway).options(
+            name=deployment_name(model.name), user_config=runtime.model_dump(mode="json"),
+            **model.deployment_options(settings.retry_after_s),
+        ).bind(limits, (model.name, runtime), {})
     taggers = {
         model.name: TaggerDeployment.options(
-            name=deployment_name(model.name),
-            user_config=model.user_config(root),
-            autoscaling_config=model.autoscaling.to_serve(),
-            max_ongoing_requests=model.max_ongoing_requests,
-            max_queued_requests=model.max_queued_requests,
-            ray_actor_options={"num_cpus": model.num_cpus, "num_gpus": model.num_gpus},
-        ).bind(model.user_config(root))
+            name=deployment_name(model.name), user_config=model.runtime(root).model_dump(mode="json"),
+            **model.deployment_options(settings.retry_after_s),
+        ).bind(model.runtime(root))
         for model in settings.models
     }
-    return Ingress.options(
-        num_replicas=settings.ingress_replicas, max_ongoing_requests=settings.ingress_max_ongoing_requests,
-    ).bind(settings.ingress_limits().model_dump(mode="json"), taggers)
+    return serve.deployment(Gateway).options(name="Ingress", **settings.ingress_options()).bind(limits, None, taggers)

@@ -8,14 +8,16 @@ no dropped request. (``serve.run`` on a Python app object would replace them.)
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
+from unittest import mock
 from typing import Any
 
 import yaml
 
 from raytag.errors import ConfigError
-from raytag.serving.settings import ServeSettings
+from raytag.serving.settings import ServeSettings, deployment_name
 
 APP_IMPORT_PATH = "raytag.serving.app:build_app"
 
@@ -33,11 +35,58 @@ def app_config(args: dict[str, Any], name: str = "raytag", route_prefix: str = "
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
-    """Read a Serve config file and validate the args of every raytag application in it."""
-    data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    """Read a Serve config file and validate it: Serve's own schema, then for every raytag
+    application its ``args`` as :class:`ServeSettings` and its ``deployments:`` entries,
+    which may only switch a model's version (``name: tagger-<model>`` with ``user_config``)."""
+    from pydantic import ValidationError
+
+    from raytag.config import expand_env, format_validation_error
+    from raytag.serving.settings import RuntimeConfig
+
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read Serve config: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("applications"), list):
         raise ConfigError(f"{path}: not a Serve config (no 'applications' list)")
+    try:
+        _serve_schema().model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, str(path))) from None
+    for i, application in enumerate(data["applications"]):
+        if application.get("import_path") != APP_IMPORT_PATH:
+            continue
+        where = f"{path}: applications[{i}]"
+        # build_app expands ${VAR} where the app runs, with its runtime_env's variables set.
+        env_vars = (application.get("runtime_env") or {}).get("env_vars") or {}
+        try:
+            with mock.patch.dict(os.environ, {str(k): str(v) for k, v in env_vars.items()}):
+                settings = ServeSettings.model_validate(expand_env(application.get("args") or {}))
+        except ValidationError as exc:
+            raise ConfigError(format_validation_error(exc, f"{where}.args")) from None
+        except ConfigError as exc:
+            raise ConfigError(f"{where}.args: {exc}") from None
+        names = {deployment_name(m.name): m for m in settings.models}
+        for j, entry in enumerate(application.get("deployments") or []):
+            name = entry.get("name")
+            extra = sorted(set(entry) - {"name", "user_config"})
+            if name not in names or extra:
+                raise ConfigError(
+                    f"{where}.deployments[{j}] ({name}): raytag applications set replicas, autoscaling, "
+                    "resources and limits in args.models[]; deployments: may only give a model's "
+                    f"deployment (one of {', '.join(sorted(names))}) a user_config to switch its version"
+                    + (f" (unexpected: {', '.join(extra)})" if extra else ""))
+            try:
+                names[name].runtime(settings.registry_root).merged(entry.get("user_config"))
+            except ValidationError as exc:
+                raise ConfigError(format_validation_error(exc, f"{where}.deployments[{j}].user_config")) from None
     return data
+
+
+def _serve_schema() -> Any:
+    from ray.serve.schema import ServeDeploySchema
+
+    return ServeDeploySchema
 
 
 def deploy(config: dict[str, Any], *, wait_s: float = 300.0) -> None:
@@ -46,7 +95,7 @@ def deploy(config: dict[str, Any], *, wait_s: float = 300.0) -> None:
     from ray.serve.context import _get_global_client
     from ray.serve.schema import ServeDeploySchema
 
-    schema = ServeDeploySchema.parse_obj(config)
+    schema = ServeDeploySchema.model_validate(config)
     http = config.get("http_options") or {}
     serve.start(http_options={"host": http.get("host", "127.0.0.1"), "port": http.get("port", 8000)})
     _get_global_client().deploy_apps(schema)

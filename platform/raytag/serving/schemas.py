@@ -4,18 +4,43 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+def _valid_unicode(value: str) -> str:
+    # JSON can carry lone surrogates (\ud800) that no UTF-8 response could echo back.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ValueError(f"not valid Unicode: lone surrogate at character {error.start}") from None
+    return value
 
 
 class TagRequest(BaseModel):
     """Exactly one of ``text``, ``texts`` or ``tokens`` (pre-tokenized sentences)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"oneOf": [{"required": ["text"]}, {"required": ["texts"]}, {"required": ["tokens"]}]},
+    )
 
     text: str | None = None
     texts: list[str] | None = None
     tokens: list[list[str]] | None = None
     return_tokens: bool = Field(False, description="Include per-token tags and scores in the response.")
+
+    @field_validator("text")
+    @classmethod
+    def _text(cls, value: str | None) -> str | None:
+        return None if value is None else _valid_unicode(value)
+
+    @field_validator("texts", "tokens")
+    @classmethod
+    def _many(cls, value: list[Any] | None) -> list[Any] | None:
+        for item in value or []:
+            for text in [item] if isinstance(item, str) else item:
+                _valid_unicode(text)
+        return value
 
     @model_validator(mode="after")
     def _one_input(self) -> TagRequest:
@@ -77,3 +102,15 @@ class ModelList(BaseModel):
 
 class Problem(BaseModel):
     detail: str
+
+
+class FieldProblem(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationProblem(BaseModel):
+    """A 422: which field of the request is wrong and why (the offending value is not echoed)."""
+
+    detail: list[FieldProblem]
