@@ -1,13 +1,15 @@
 # raytag — the README's two set-up commands are `make demo` and `make test`.
 # Both install into .venv first (re-run only when pyproject.toml or the lock change),
 # then run inside a loopback-only network namespace so Ray, its workers and every
-# server talk over 127.0.0.1 only.
+# server talk over 127.0.0.1 only, with its own PID namespace (and /proc): a `ray stop`
+# run inside sees and stops only the Ray processes started there, never other Ray
+# clusters of the same user, and everything left is killed when the command exits.
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-LOOPBACK := unshare -rn sh -c 'ip link set lo up && exec "$$0" "$$@"'
+LOOPBACK := unshare -rn --pid --fork --mount-proc sh -c 'ip link set lo up && exec "$$0" "$$@"'
 PYTEST_ARGS ?=
 
 export CUDA_VISIBLE_DEVICES :=

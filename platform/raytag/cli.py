@@ -11,18 +11,21 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from raytag.cli_errors import EXIT_USER, CommandGroup, err_console
+from raytag.cli_errors import fail as _fail
 from raytag.errors import RaytagError
 
 app = typer.Typer(
     name="raytag",
+    cls=CommandGroup,
     help="Prepare corpora, train, tune and serve sequence taggers on Ray.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
 console = Console()
-err_console = Console(stderr=True)
 
 SetOption = Annotated[
     list[str] | None,
@@ -32,11 +35,6 @@ AddressOption = Annotated[
     str | None,
     typer.Option("--address", help="Ray cluster address (default: RAY_ADDRESS, else a new local Ray)."),
 ]
-
-
-def _fail(exc: BaseException) -> None:
-    err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
-    raise typer.Exit(code=1)
 
 
 def _quiet_ray(verbose: bool) -> None:
@@ -72,11 +70,12 @@ def validate(
             load_any(file, overrides or [])
         except RaytagError as exc:
             failed = True
-            err_console.print(f"[red]✗[/] {exc}", highlight=False)
+            err_console.print(f"[bold red]error:[/] {escape(' '.join(str(exc).split()))}", highlight=False,
+                              soft_wrap=True)
         else:
-            console.print(f"[green]✓[/] {file}")
+            console.print(f"[green]✓[/] {file}", highlight=False)
     if failed:
-        raise typer.Exit(code=1)
+        raise typer.Exit(code=EXIT_USER)
 
 
 @app.command()

@@ -16,7 +16,17 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from raytag.errors import ConfigError
 
@@ -33,6 +43,10 @@ class CorpusConfig(Section):
     path: str | list[str] | None = None
     splits: dict[str, str | list[str]] | None = None
     encoding: str = "utf-8"
+    # False: the corpus has tokens only (a one-column CoNLL file, JSONL without tags);
+    # every token gets the tag O. A tagged corpus missing its tag column is an error.
+    # Declared before tag_column and scheme, whose validators read it.
+    tagged: bool = True
     # Column index or name; None = the format's default (CoNLL: 0 and -1, GMB CSV: Word and Tag).
     token_column: int | str | None = None
     tag_column: int | str | None = None
@@ -43,6 +57,28 @@ class CorpusConfig(Section):
     tags_key: str = "tags"
     scheme: Literal["auto", "iob1", "iob2", "bioes", "plain"] = "auto"
     on_error: Literal["raise", "skip"] = "raise"
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, encoding: str) -> str:
+        from raytag.corpus.chunks import check_encoding
+
+        check_encoding(encoding)
+        return encoding
+
+    @field_validator("tag_column")
+    @classmethod
+    def _tags_need_tagged(cls, tag_column: int | str | None, info: ValidationInfo) -> int | str | None:
+        if tag_column is not None and info.data.get("tagged") is False:
+            raise ValueError("set, but tagged is false; drop one of them")
+        return tag_column
+
+    @field_validator("scheme")
+    @classmethod
+    def _scheme_needs_tags(cls, scheme: str, info: ValidationInfo) -> str:
+        if scheme not in ("auto", "plain") and info.data.get("tagged") is False:
+            raise ValueError(f"{scheme!r} needs tags, but tagged is false")
+        return scheme
 
     @model_validator(mode="after")
     def _one_source(self) -> CorpusConfig:
@@ -236,22 +272,27 @@ def demo_job(workdir: str = "runs/demo", *, steps_per_epoch: int = 400, epochs: 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def expand_env(value: Any) -> Any:
-    """Expand ``${VAR}`` / ``${VAR:-default}`` in every string of a loaded YAML tree."""
+def expand_env(value: Any, path: str = "") -> Any:
+    """Expand ``${VAR}`` / ``${VAR:-default}`` in every string of a loaded YAML tree.
+
+    An unset variable without a default is a :class:`ConfigError` naming the dotted
+    path of the value that uses it.
+    """
     if isinstance(value, str):
         def substitute(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
             if name in os.environ:
                 return os.environ[name]
             if default is None:
-                raise ConfigError(f"environment variable {name} is not set and has no default")
+                where = f"{path}: " if path else ""
+                raise ConfigError(f"{where}environment variable {name} is not set and has no default")
             return default
 
         return _ENV.sub(substitute, value)
     if isinstance(value, dict):
-        return {k: expand_env(v) for k, v in value.items()}
+        return {k: expand_env(v, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
     if isinstance(value, list):
-        return [expand_env(v) for v in value]
+        return [expand_env(v, f"{path}.{i}" if path else str(i)) for i, v in enumerate(value)]
     return value
 
 
@@ -276,11 +317,13 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str,
 
 
 def format_validation_error(error: ValidationError, source: str) -> str:
-    lines = [f"{source}: invalid config"]
+    """One line: the file, then every problem as ``dotted.path: reason``."""
+    problems = []
     for problem in error.errors():
         path = ".".join(str(p) for p in problem["loc"]) or "(top level)"
-        lines.append(f"  {path}: {problem['msg']}")
-    return "\n".join(lines)
+        message = problem["msg"].removeprefix("Value error, ")
+        problems.append(f"{path}: {message}")
+    return f"{source}: " + "; ".join(problems)
 
 
 def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -288,9 +331,17 @@ def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not file.is_file():
         raise ConfigError(f"{file}: config file not found")
     try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+        data = yaml.safe_load(file.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        line = file.read_bytes().count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"{file}:{line}: not UTF-8 text (byte offset {exc.start})") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{file}: not valid YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{file}:{mark.line + 1}" if mark is not None else str(file)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{where}: not valid YAML: {' '.join(str(problem).split())}") from None
+    except RecursionError:
+        raise ConfigError(f"{file}: not valid YAML: nested too deeply") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{file}: expected a mapping at the top level")
     return data
@@ -301,6 +352,8 @@ def build(model: type[Section], data: Mapping[str, Any], source: str) -> Any:
         return model.model_validate(expand_env(dict(data)))
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, source)) from None
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
 
 
 def load_job(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -> JobConfig:

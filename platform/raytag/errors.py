@@ -27,3 +27,8 @@ class CorpusError(RaytagError):
         if byte_offset is not None:
             where += f" (byte offset {byte_offset})"
         super().__init__(f"{where}: {reason}")
+
+    def __reduce__(self) -> tuple:
+        # Raised in a Ray worker, the error is pickled back to the driver: rebuild it from
+        # its fields (the default would call __init__ with the message alone and fail).
+        return type(self), (self.file, self.line, self.reason, self.byte_offset)

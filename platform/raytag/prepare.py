@@ -89,6 +89,7 @@ def reader_options(config: JobConfig) -> readers.ReaderOptions:
         sentence_column=c.sentence_column,
         tokens_key=c.tokens_key,
         tags_key=c.tags_key,
+        tagged=c.tagged,
     )
 
 
@@ -161,9 +162,9 @@ def _run(config: JobConfig, staging: Path, stages: Sequence[EncodeStage]) -> dic
     except ValueError as exc:
         raise ConfigError(f"corpus.encoding: {exc}") from None
     chunk_rows, headers, inputs = _read_inputs(config, options)
+    names = ", ".join(i["file"] for i in inputs) or "(no files)"
     if not chunk_rows:
-        names = ", ".join(i["file"] for i in inputs) or "(no files)"
-        raise CorpusError(names, None, "empty corpus: the input files hold no sentences")
+        raise CorpusError(names, None, readers.EMPTY_INPUT)
     map_args: dict[str, Any] = {
         "batch_format": "pyarrow",
         "compute": ray.data.TaskPoolStrategy(size=min(config.prepare.num_workers, len(chunk_rows))),
@@ -189,6 +190,9 @@ def _run(config: JobConfig, staging: Path, stages: Sequence[EncodeStage]) -> dic
     summary = _collect(validated.map_batches(
         _summary_rows, batch_size=None, fn_kwargs={"seed": config.split.seed}, **map_args
     ))
+    if summary.num_rows == 0:
+        # Files with bytes but no sentence: only -DOCSTART- lines, blank lines, a CSV header.
+        raise CorpusError(names, None, readers.EMPTY_INPUT)
     error_report = _handle_errors(summary, config.corpus.on_error)
     layout = _split_layout(summary, config, inputs)
     layout_ref = ray.put(layout)

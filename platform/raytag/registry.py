@@ -39,6 +39,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pyarrow.fs as pafs
 
+from raytag.errors import RaytagError
+
 try:
     import fcntl
 except ImportError:  # Windows: alias updates fall back to last-writer-wins
@@ -59,7 +61,7 @@ _VERSION_REF_RE = re.compile(r"v?([0-9]+)", re.IGNORECASE)
 Files = dict[str, dict[str, Any]]  # {relative posix path: {"sha256": ..., "size": ...}}
 
 
-class RegistryError(Exception):
+class RegistryError(RaytagError):
     """Base class for registry errors: bad references, bad input, corrupt data."""
 
 

@@ -110,7 +110,7 @@ def load_search(path: str | Path, overrides: list[str] | None = None) -> tuple[T
             try:
                 job_for_trial(search, {dimension.key: value})
             except ConfigError as exc:
-                raise ConfigError(f"{path}: search.space.{dimension.key}={value!r} makes an invalid job:\n{exc}") from None
+                raise ConfigError(f"{path}: search.space.{dimension.key}={value!r} makes an invalid job: {exc}") from None
     return search, base
 
 

@@ -2,8 +2,11 @@
 
 Submit a training job through the Jobs API, find the model in the registry, `serve deploy`
 a config and tag a sentence over HTTP, run a 2-trial Tune search as a submitted job, and stop
-everything: `ray stop` runs even when a step fails, and no Ray process may outlive the test.
-Everything talks to 127.0.0.1 (the suite runs in a loopback-only network namespace).
+everything, even when a step fails: no Ray process may outlive the test. Everything talks to
+127.0.0.1 (the suite runs in a loopback-only network namespace).
+
+The cluster is stopped by signalling its own processes, never with `ray stop`: that kills every
+Ray process of the user it can see, including clusters of other tests or people on the machine.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -68,14 +72,26 @@ def cluster(tmp_path):
         assert (home / ".ray" / "auth_token").is_file(), "no token was generated"
         yield env, tmp_path
     finally:
-        subprocess.run([str(BIN / "ray"), "stop", "--force"], env=env, capture_output=True, timeout=120)
-        deadline = time.monotonic() + 30
-        while _session_processes(home) and time.monotonic() < deadline:
-            time.sleep(1)
-        leftovers = _session_processes(home)
-        for proc in leftovers:
-            proc.kill()
-        assert not leftovers, f"processes left after ray stop: {[p.info['cmdline'][:2] for p in leftovers]}"
+        leftovers = _stop(home)
+        assert not leftovers, f"processes that survived SIGKILL: {leftovers}"
+
+
+def _stop(home: Path) -> list[str]:
+    """Kill this test's cluster, and only it, as `ray stop --force` would; returns survivors."""
+    deadline = time.monotonic() + 30
+    # Repeat: a raylet may start a worker between one scan and the signal.
+    while (procs := _session_processes(home)) and time.monotonic() < deadline:
+        for proc in procs:
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(procs, timeout=5)
+    # `ray start` recorded this cluster as the default address for `address="auto"`.
+    address_file = Path(os.environ.get("RAY_TMPDIR", tempfile.gettempdir())) / "ray" / "ray_current_cluster"
+    if address_file.is_file() and address_file.read_text().strip() == f"127.0.0.1:{GCS_PORT}":
+        address_file.unlink()
+    return [" ".join((p.info["cmdline"] or [])[:2]) for p in _session_processes(home)]
 
 
 def test_submit_train_serve_and_tune_on_a_ray_start_cluster(cluster):

@@ -169,4 +169,4 @@ def test_cli_prepare_prints_statistics(ray_local, tmp_path):
     manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())
     assert manifest["config"]["split"]["seed"] == 9
     bad = CliRunner().invoke(app, ["prepare", str(config), "--out", str(tmp_path / "o")])
-    assert bad.exit_code == 1 and "exists" in bad.output
+    assert bad.exit_code == 2 and "exists" in bad.output  # a user error

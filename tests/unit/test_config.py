@@ -369,14 +369,14 @@ def test_cli_validate_good_files(tmp_path):
 def test_cli_validate_bad_file_names_dotted_path(tmp_path):
     bad = write_yaml(tmp_path, {**BASE, "corpus": {**BASE["corpus"], "encodng": "utf-8"}}, "bad.yaml")
     result = CliRunner().invoke(app, ["validate", str(REPO / "jobs" / "gmb_pos.yaml"), str(bad)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a user error
     assert "corpus.encodng" in result.stderr
     assert "gmb_pos.yaml" in result.stdout  # the good file is still reported as fine
 
 
 def test_cli_validate_override_with_unknown_key(tmp_path):
     result = CliRunner().invoke(app, ["validate", str(REPO / "jobs" / "gmb_ner.yaml"), "--set", "split.sed=3"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a user error
     assert "split.sed" in result.stderr
     result = CliRunner().invoke(app, ["validate", str(REPO / "jobs" / "gmb_ner.yaml"), "--set", "split.seed=3"])
     assert result.exit_code == 0, result.output
@@ -384,5 +384,5 @@ def test_cli_validate_override_with_unknown_key(tmp_path):
 
 def test_cli_validate_missing_file(tmp_path):
     result = CliRunner().invoke(app, ["validate", str(tmp_path / "missing.yaml")])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a user error
     assert "not found" in result.stderr

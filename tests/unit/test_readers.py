@@ -232,6 +232,8 @@ def test_zip_and_gzip_sources(tmp_path):
 def test_bundled_gmb_is_readable():
     result = read_corpus("raytag:gmb", GMB_OPTS)
     assert len(result.sentences) == 47_959
+    # The word "None" is a word, not a missing value.
+    assert sum(s.tokens.count("None") for s in result.sentences) == 10
 
 
 @pytest.mark.parametrize("fmt,text", [("conll", CONLL), ("gmb_csv", GMB), ("jsonl", '{"tokens":["a"],"tags":["O"]}\n' * 7)])
@@ -252,3 +254,12 @@ def test_chunks_cover_the_file_on_sentence_boundaries(fmt, text):
         text_part = decode(data[chunk.start:chunk.end], "latin-1", "f", chunk.start, chunk.first_line)
         pieces.extend(parse_chunk(text_part, options, header, "f", chunk.first_line))
     assert [(s.line, s.tokens, s.tags) for s in pieces] == [(s.line, s.tokens, s.tags) for s in whole]
+
+
+def test_corpus_error_survives_pickling():
+    # Ray sends an error raised in a worker back to the driver pickled.
+    import pickle
+
+    err = pickle.loads(pickle.dumps(CorpusError("f.csv", 3, "bad row", byte_offset=12)))
+    assert (err.file, err.line, err.reason, err.byte_offset, str(err)) == (
+        "f.csv", 3, "bad row", 12, "f.csv:3 (byte offset 12): bad row")

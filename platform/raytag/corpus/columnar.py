@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
-from raytag.corpus.readers import Header
+from raytag.corpus.readers import UNTAGGED, Header
 from raytag.corpus.schemes import sentence_problem, split_tag, tag_problem
 
 # Prefix codes; INVALID marks tags that fail tag_problem under the scheme.
@@ -79,7 +79,10 @@ def parse_csv_chunk(text: str, header: Header, first_line: int) -> tuple | None:
     starts = np.flatnonzero(opens)
     offsets = np.append(starts, rows)
     tokens_flat = table.column(header.token_index).combine_chunks()
-    tags_flat = table.column(header.tag_index).combine_chunks()
+    if header.tag_index is None:
+        tags_flat = pa.repeat(pa.scalar(UNTAGGED, pa.string()), len(tokens_flat))
+    else:
+        tags_flat = table.column(header.tag_index).combine_chunks()
     empty = pc.equal(pc.utf8_trim(tokens_flat, characters=" \t\r\n"), "").to_numpy(zero_copy_only=False)
     errors: list[str | None] = [None] * len(starts)
     error_lines: list[int | None] = [None] * len(starts)

@@ -7,25 +7,29 @@ very same functions, so error messages name the same file, line and byte offset
 however the work is split.
 
 Parsers never raise on malformed sentences: they return a :class:`Sentence` with
-``error`` set, and the caller decides (raise on the first, or skip and count).
-Whole-file problems (missing file, undecodable bytes, missing header) raise
-:class:`~raytag.errors.CorpusError`.
+``error`` set, and the caller decides (raise on the first, or skip and count). They
+must not raise in Ray workers either, where an error loses its type on the way back.
+Whole-file problems (missing file, undecodable bytes, missing header, the column
+layout) raise :class:`~raytag.errors.CorpusError` when the file is opened.
 """
 
 from __future__ import annotations
 
-import codecs
 import csv
 import json
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
+# Re-exported: the byte-level half of reading lives in chunks.py.
+from raytag.corpus.chunks import Chunk, check_encoding, decode, lone_surrogate, split_chunks  # noqa: F401
 from raytag.errors import CorpusError
 
 FORMATS = ("conll", "gmb_csv", "jsonl")
 DOCSTART = "-DOCSTART-"
 DEFAULT_COLUMNS: dict[str, tuple[int | str, int | str]] = {"conll": (0, -1), "gmb_csv": ("Word", "Tag")}
+# The tag every token of an untagged corpus (``tagged: false``) gets.
+UNTAGGED = "O"
+EMPTY_INPUT = "empty corpus: the input holds no sentence"
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,8 @@ class ReaderOptions:
     # JSONL keys.
     tokens_key: str = "tokens"
     tags_key: str = "tags"
+    # False: the corpus has no tags; every token gets UNTAGGED.
+    tagged: bool = True
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -52,7 +58,7 @@ class ReaderOptions:
         token_default, tag_default = DEFAULT_COLUMNS.get(self.format, (0, -1))
         if self.token_column is None:
             object.__setattr__(self, "token_column", token_default)
-        if self.tag_column is None:
+        if self.tag_column is None and self.tagged:
             object.__setattr__(self, "tag_column", tag_default)
 
 
@@ -68,102 +74,29 @@ class Sentence:
     error_line: int | None = None
 
 
-@dataclass(frozen=True)
-class Chunk:
-    """A byte range of a file that starts and ends on sentence boundaries."""
-
-    start: int
-    end: int
-    first_line: int
-
-
 @dataclass
 class Header:
     """Column layout resolved once per file (GMB CSV header, CoNLL column count)."""
 
     token_index: int
-    tag_index: int
+    # None: the corpus is untagged.
+    tag_index: int | None
     width: int | None
     sentence_index: int | None = None
     names: list[str] = field(default_factory=list)
 
 
-# --- bytes and chunks ---------------------------------------------------------------------
-
-
-def check_encoding(encoding: str) -> None:
-    """Reject unknown codecs and ones that cannot be cut at newline bytes."""
-    try:
-        codecs.lookup(encoding)
-    except LookupError as exc:
-        raise ValueError(f"unknown encoding {encoding!r}") from exc
-    if "\n".encode(encoding) != b"\n":
-        raise ValueError(f"encoding {encoding!r} is not ASCII-compatible; re-encode the file as UTF-8")
-
-
-def decode(data: bytes, encoding: str, file: str, base_offset: int = 0, first_line: int = 1) -> str:
-    """Decode bytes, naming the exact byte offset and line of the first undecodable byte."""
-    try:
-        text = data.decode(encoding)
-    except UnicodeDecodeError as exc:
-        offset = base_offset + exc.start
-        line = first_line + data.count(b"\n", 0, exc.start)
-        bad = data[exc.start : exc.start + 1].hex()
-        raise CorpusError(
-            file,
-            line,
-            f"cannot decode byte 0x{bad} with encoding {encoding!r}; set corpus.encoding "
-            "to the file's encoding (the Kaggle GMB CSV is latin-1)",
-            byte_offset=offset,
-        ) from None
-    # A UTF-8 BOM at the start of a file is not part of the first token.
-    if base_offset == 0 and text.startswith("\ufeff"):
-        text = text[1:]
-    return text
-
-
-_BLANK_LINE = re.compile(rb"\n[ \t\r]*\n")
-_NEW_GMB_SENTENCE = re.compile(rb"\n[^,\r\n]")
-
-
-def split_chunks(data: bytes, fmt: str, target_bytes: int, skip_header: bool = False) -> list[Chunk]:
-    """Cut ``data`` into chunks of about ``target_bytes`` on sentence boundaries."""
-    start, line = 0, 1
-    if skip_header:
-        end_of_header = data.find(b"\n")
-        start = len(data) if end_of_header < 0 else end_of_header + 1
-        line = 2
-    chunks: list[Chunk] = []
-    while start < len(data):
-        cut = _next_boundary(data, fmt, start + max(target_bytes, 1))
-        chunks.append(Chunk(start, cut, line))
-        line += data.count(b"\n", start, cut)
-        start = cut
-    return chunks
-
-
-def _next_boundary(data: bytes, fmt: str, pos: int) -> int:
-    if pos >= len(data):
-        return len(data)
-    if fmt == "conll":
-        match = _BLANK_LINE.search(data, pos - 1)
-        return len(data) if match is None else match.end()
-    if fmt == "gmb_csv":
-        match = _NEW_GMB_SENTENCE.search(data, pos - 1)
-        return len(data) if match is None else match.start() + 1
-    newline = data.find(b"\n", pos - 1)
-    return len(data) if newline < 0 else newline + 1
-
-
 # --- headers --------------------------------------------------------------------------------
 
 
-def _column_index(spec: int | str, names: Sequence[str] | None, what: str, file: str, width: int | None) -> int:
+def _column_index(
+    spec: int | str, names: Sequence[str] | None, what: str, file: str, width: int | None, line: int | None
+) -> int:
     if isinstance(spec, int):
         index = spec
         if width is not None:
             if not -width <= spec < width:
-                raise CorpusError(file, None, f"{what} {spec} is out of range for {width} columns")
+                raise CorpusError(file, line, f"{what} {spec} is out of range for {width} columns")
             index = spec % width
         return index
     if not names:
@@ -173,31 +106,73 @@ def _column_index(spec: int | str, names: Sequence[str] | None, what: str, file:
     return list(names).index(spec)
 
 
+def _fields(line: str, sep: str | None) -> list[str]:
+    """A CoNLL line's columns; a blank line has none."""
+    return line.split() if sep is None else line.split(sep) if line.strip() else []
+
+
+def _first_token_line(data: bytes, options: ReaderOptions, file: str) -> tuple[int, list[str]] | None:
+    """Line number and columns of a CoNLL file's first token line (None: the file has none)."""
+    start, number = 0, 1
+    while start < len(data):
+        end = data.find(b"\n", start)
+        end = len(data) if end < 0 else end
+        text = decode(data[start:end], options.encoding, file, start, number).rstrip("\r")
+        fields = _fields(text, options.separator)
+        if fields and fields[0] != DOCSTART:
+            return number, fields
+        start, number = end + 1, number + 1
+    return None
+
+
+def _tagged_columns(header: Header, file: str, line: int | None) -> Header:
+    if header.tag_index is None or header.tag_index != header.token_index:
+        return header
+    if header.width == 1:
+        # One column read as both token and tag would silently "tag" every word with itself.
+        reason = ("found 1 column, but a tagged corpus needs a token column and a tag column; "
+                  "set corpus.tagged: false if the corpus has no tags")
+    else:
+        reason = f"token_column and tag_column both name column {header.token_index}"
+    raise CorpusError(file, line, reason)
+
+
 def read_header(data: bytes, options: ReaderOptions, file: str) -> Header:
-    """Resolve column positions from the file's first line (CSV) or the options (CoNLL)."""
+    """Resolve column positions from the file's first line (CSV: header; CoNLL: first token line)."""
+    tagged = options.tagged and options.tag_column is not None
     if options.format == "gmb_csv":
         end = data.find(b"\n")
         first = decode(data[: end if end >= 0 else len(data)], options.encoding, file)
         names = next(csv.reader([first.rstrip("\r")]), [])
-        if not names or options.sentence_column not in names:
+        if not names:
+            raise CorpusError(file, 1, "no header: the first line must name the columns, including the "
+                                       f"sentence column {options.sentence_column!r}")
+        if options.sentence_column not in names:
             raise CorpusError(file, 1, f"header {names} lacks the sentence column {options.sentence_column!r}")
-        return Header(
-            token_index=_column_index(options.token_column, names, "token_column", file, len(names)),
-            tag_index=_column_index(options.tag_column, names, "tag_column", file, len(names)),
+        header = Header(
+            token_index=_column_index(options.token_column, names, "token_column", file, len(names), 1),
+            tag_index=_column_index(options.tag_column, names, "tag_column", file, len(names), 1) if tagged else None,
             width=len(names),
             sentence_index=names.index(options.sentence_column),
             names=names,
         )
+        return _tagged_columns(header, file, 1)
     if options.format == "conll":
         names = list(options.columns) if options.columns else None
-        width = len(names) if names else None
-        return Header(
-            token_index=_column_index(options.token_column, names, "token_column", file, width),
-            tag_index=_column_index(options.tag_column, names, "tag_column", file, width),
+        width, line = len(names) if names else None, None
+        # Without names, every sentence must have the columns of the file's first token
+        # line, whichever chunk it is parsed in.
+        first = None if names else _first_token_line(data, options, file)
+        if first is not None:
+            line, width = first[0], len(first[1])
+        header = Header(
+            token_index=_column_index(options.token_column, names, "token_column", file, width, line),
+            tag_index=_column_index(options.tag_column, names, "tag_column", file, width, line) if tagged else None,
             width=width,
             names=names or [],
         )
-    return Header(token_index=0, tag_index=0, width=None)
+        return _tagged_columns(header, file, line)
+    return Header(token_index=0, tag_index=0 if tagged else None, width=None)
 
 
 # --- parsers --------------------------------------------------------------------------------
@@ -223,10 +198,7 @@ def _parse_conll(text: str, header: Header, sep: str | None, file: str, first_li
         lines.pop()
     for offset, raw in enumerate(lines):
         number = first_line + offset
-        line = raw.rstrip("\r")
-        fields = line.split(sep) if sep is not None else line.split()
-        if sep is not None and not line.strip():
-            fields = []
+        fields = _fields(raw.rstrip("\r"), sep)
         if not fields or fields[0] == DOCSTART:
             if tokens or error:
                 yield _sentence(tokens, tags, file, start, error)
@@ -242,7 +214,7 @@ def _parse_conll(text: str, header: Header, sep: str | None, file: str, first_li
             error = (number, f"expected {width} columns, found {len(fields)}")
             continue
         tokens.append(fields[header.token_index])
-        tags.append(fields[header.tag_index])
+        tags.append(UNTAGGED if header.tag_index is None else fields[header.tag_index])
     if tokens or error:
         yield _sentence(tokens, tags, file, start, error)
 
@@ -263,38 +235,55 @@ def _parse_gmb(text: str, header: Header, file: str, first_line: int) -> Iterato
     started = False
     # Split on "\n" only: str.splitlines() would also break at U+0085, which is how
     # latin-1 decodes the 0x85 bytes inside GMB words.
-    reader = csv.reader(line.rstrip("\r") for line in text.split("\n"))
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    reader = csv.reader(line.rstrip("\r") for line in lines)
     while True:
+        before = reader.line_num
+        malformed = None
         try:
             row = next(reader)
         except StopIteration:
             break
         except csv.Error as exc:
-            # Quoted fields spanning lines and stray carriage returns are not supported.
-            raise CorpusError(file, first_line + reader.line_num - 1, f"malformed CSV row: {exc}") from None
-        number = first_line + reader.line_num - 1
-        if not row:
+            # A carriage return inside a line, for one. The row's sentence is bad (it cannot
+            # tell whether it opens a new one) and reading goes on at the next line.
+            row, malformed = [], f"malformed CSV row: {exc}"
+        number = first_line + before
+        if not row and malformed is None:
             continue
         opens = len(row) > sid_index and row[sid_index].strip() != ""
         if opens or not started:
             if started:
                 yield _sentence(tokens, tags, file, start, error)
             tokens, tags, error, start, started = [], [], None, number, True
-            if not opens:
+            if not opens and malformed is None:
                 name = header.names[sid_index] if header.names else "sentence id"
                 error = (number, f"row has no {name!r} value and no sentence is open")
         if error is not None:
+            continue
+        if malformed is not None:
+            error = (number, malformed)
+            continue
+        if reader.line_num - before > 1:
+            # The reader joined the lines of a quoted field without their line break; a token
+            # cannot hold one, and every later line number would be off. Refuse it here.
+            last = first_line + reader.line_num - 1
+            error = (number, f"a quoted field runs from line {number} to line {last}; a field cannot "
+                             "span lines (is a closing quote missing?)")
             continue
         if len(row) != width:
             error = (number, f"expected {width} columns, found {len(row)}")
             continue
         tokens.append(row[header.token_index])
-        tags.append(row[header.tag_index])
+        tags.append(UNTAGGED if header.tag_index is None else row[header.tag_index])
     if started:
         yield _sentence(tokens, tags, file, start, error)
 
 
 def _parse_jsonl(text: str, options: ReaderOptions, file: str, first_line: int) -> Iterator[Sentence]:
+    keys = (options.tokens_key, options.tags_key) if options.tagged else (options.tokens_key,)
     for offset, line in enumerate(text.split("\n")):
         number = first_line + offset
         if not line.strip():
@@ -304,19 +293,34 @@ def _parse_jsonl(text: str, options: ReaderOptions, file: str, first_line: int) 
         except json.JSONDecodeError as exc:
             yield Sentence([], [], file, number, error=f"invalid JSON: {exc.msg} at column {exc.colno}", error_line=number)
             continue
-        problem = None
-        if not isinstance(record, dict):
-            problem = "expected a JSON object"
-        else:
-            for key in (options.tokens_key, options.tags_key):
-                value = record.get(key)
-                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                    problem = f"{key!r} must be a list of strings"
-                    break
+        except (RecursionError, ValueError) as exc:
+            # Python refuses very deep nesting and integers of thousands of digits.
+            why = "nested too deeply" if isinstance(exc, RecursionError) else "a number has too many digits"
+            yield Sentence([], [], file, number, error=f"invalid JSON: {why}", error_line=number)
+            continue
+        # Decoded text holds no surrogates; only a \u escape can spell one.
+        problem = _record_problem(record, keys, escapes="\\u" in line)
         if problem is not None:
             yield Sentence([], [], file, number, error=problem, error_line=number)
             continue
-        yield Sentence(list(record[options.tokens_key]), list(record[options.tags_key]), file, number)
+        tokens = list(record[options.tokens_key])
+        tags = list(record[options.tags_key]) if options.tagged else [UNTAGGED] * len(tokens)
+        yield Sentence(tokens, tags, file, number)
+
+
+def _record_problem(record: object, keys: Sequence[str], escapes: bool) -> str | None:
+    if not isinstance(record, dict):
+        return "expected a JSON object"
+    for key in keys:
+        value = record.get(key)
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            return f"{key!r} must be a list of strings"
+        for index, item in enumerate(value if escapes else ()):
+            # JSON escapes can spell a lone surrogate (\ud800), which no UTF-8 output can hold.
+            surrogate = lone_surrogate(item)
+            if surrogate is not None:
+                return f"{key!r} item {index + 1} holds the lone surrogate {surrogate}, which is not valid Unicode"
+    return None
 
 
 # --- validation -----------------------------------------------------------------------------
@@ -371,6 +375,8 @@ def read_corpus(
 
     file = sources.load(source)
     parsed = read_sentences(file.data, options, file.name)
+    if not parsed:
+        raise CorpusError(file.name, None, EMPTY_INPUT)
     if scheme == "auto":
         scheme = schemes.detect_scheme_of(s.tags for s in parsed if structural_problem(s) is None)
     good: list[Sentence] = []
