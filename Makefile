@@ -16,7 +16,7 @@ export CUDA_VISIBLE_DEVICES :=
 export TF_USE_LEGACY_KERAS := 1
 export RAY_DATA_DISABLE_PROGRESS_BARS := 1
 
-.PHONY: install demo test test-unit bench bench-train bench-transformer bench-serve bench-tune lock clean
+.PHONY: install demo test test-fast test-unit bench bench-train bench-transformer bench-serve bench-tune lock clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -32,8 +32,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(LOOPBACK) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-unit: $(STAMP)
-	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+# The fast tier: plain Python, no Ray, no full corpora, nothing slow (under 2 minutes on 2 cores).
+test-fast: $(STAMP)
+	$(LOOPBACK) $(BIN)/python -m pytest -m "not ray and not slow and not e2e and not data" $(PYTEST_ARGS)
+
+test-unit: test-fast
 
 bench: $(STAMP)
 	$(LOOPBACK) $(BIN)/python bench/prepare_gmb.py

@@ -17,15 +17,24 @@ os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Markers from where a test lives and what it uses, so tiers never depend on memory:
+    ``ray`` (uses the session's local Ray, or a cluster of its own), ``e2e`` (tests/e2e),
+    ``data`` (tests/data, the full corpora); ``slow`` is set by hand on long tests."""
+
+    def uses_ray(item: pytest.Item) -> bool:
+        return "ray_local" in getattr(item, "fixturenames", ()) or item.path.parent.name == "e2e"
+
     # Tests that use Ray run last, so every test before them runs while Ray is down
     # and the implicit-start guard below can see any stray ray.init().
-    def uses_ray(item: pytest.Item) -> bool:
-        return "ray_local" in getattr(item, "fixturenames", ())
-
     items.sort(key=uses_ray)
     for item in items:
+        folder = item.path.parent.name
         if uses_ray(item):
             item.add_marker(pytest.mark.ray)
+        if folder == "e2e":
+            item.add_marker(pytest.mark.e2e)
+        if folder == "data":
+            item.add_marker(pytest.mark.data)
 
 
 @pytest.fixture(scope="session")

@@ -148,3 +148,18 @@ def test_app_config_binds_loopback_by_default() -> None:
     assert config["http_options"] == {"host": "127.0.0.1", "port": 8000}
     with pytest.raises(ValidationError):
         app_config({"models": []})
+
+
+def test_replica_refuses_what_it_could_not_start_within_max_wait() -> None:
+    import asyncio
+
+    from raytag.serving.slot import ModelSlot
+
+    slot = ModelSlot(ModelDeployment(name="a", ref="a", max_wait_s=0.5).runtime("/reg"))
+    slot._seconds_per_text = 0.01  # as measured from recent batches
+    slot._pending = 60  # texts admitted and not finished: 0.6 s of work ahead
+    assert slot.expected_wait_s() == pytest.approx(0.6)
+    assert asyncio.run(slot.tag(["Berkeley"], with_tokens=False)) is None
+    assert slot.stats()["refused"] == 1 and slot.stats()["pending"] == 60
+    slot._pending = 40  # 0.4 s ahead: admitted (it would now wait for the model)
+    assert slot.expected_wait_s() < slot.config.max_wait_s
