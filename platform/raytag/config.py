@@ -362,17 +362,6 @@ def load_job(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -> Job
     return build(JobConfig, data, str(path))
 
 
-def load_any(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -> Section:
-    """Validate a job file, a search file (top-level ``search``) or a bare corpus file (``format``)."""
-    data = apply_overrides(read_yaml(path), overrides)
-    if "search" in data and "base" in data:
-        from raytag.tune import load_search
-
-        return load_search(path, list(overrides))[0]
-    model: type[Section] = CorpusConfig if "format" in data and "corpus" not in data else JobConfig
-    return build(model, data, str(path))
-
-
 def resolved(config: Section) -> dict[str, Any]:
     """The fully resolved config as plain JSON-able data (defaults filled in)."""
     return config.model_dump(mode="json")

@@ -22,7 +22,7 @@ import json
 import shutil
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -128,6 +128,36 @@ def prepare(
             raise cause from None
         raise
     return PrepareResult(target, manifest)
+
+
+def is_prepared(directory: str | Path) -> bool:
+    return (Path(directory) / MANIFEST).is_file()
+
+
+def ensure_prepared(
+    config: JobConfig,
+    directory: str | Path | None = None,
+    *,
+    announce: Callable[[Path], None] | None = None,
+    num_cpus: int | None = None,
+) -> Path:
+    """The job's prepared corpus, prepared first when its manifest is missing.
+
+    Preparing uses the Ray this process is connected to, else a local Ray started for
+    it (``num_cpus`` overrides the job's ``ray.num_cpus`` there); an existing corpus
+    is reused without starting Ray.
+    """
+    from raytag.session import ray_session
+
+    target = Path(directory or config.prepared_dir())
+    if is_prepared(target):
+        return target
+    if announce is not None:
+        announce(target)
+    with ray_session(config.ray.address, num_cpus=num_cpus or config.ray.num_cpus,
+                     object_store_memory=config.ray.object_store_memory):
+        prepare(config, target)
+    return target
 
 
 def _user_error(exc: BaseException) -> RaytagError | None:
