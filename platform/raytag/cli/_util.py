@@ -1,8 +1,9 @@
 """What every ``raytag`` command shares: the Typer app, options, failure reporting, Ray sessions.
 
-Failures end as one ``error:`` line and an exit code. Exit code 2 means the input is wrong (a config, a corpus, a path; typer uses 2 for usage
-errors too) and 1 that raytag itself failed. The traceback is printed only with
-``--verbose``, on the commands that have it.
+Failures end as one ``error:`` line and an exit code. Exit code 2 means the input is
+wrong (a config, a corpus, a path; typer uses 2 for usage errors too) and 1 that raytag
+itself failed. The traceback is printed only with ``--verbose``, on the commands that
+have it.
 """
 
 from __future__ import annotations
