@@ -19,14 +19,9 @@ def load(config: str, overrides: list[str]) -> Any:
 
 def ensure_prepared(job: Any) -> Path:
     """The job's prepared corpus, prepared on a local 2-CPU Ray first if missing."""
-    directory = Path(job.prepared_dir())
-    if not (directory / "manifest.json").is_file():
-        from raytag.prepare import prepare
-        from raytag.session import ray_session
+    from raytag.prepare import ensure_prepared as prepare_if_missing
 
-        with ray_session(num_cpus=2):
-            prepare(job, directory)
-    return directory
+    return prepare_if_missing(job, num_cpus=2)
 
 
 def child(script: str, kind: str, argv: list[str], env: dict[str, str]) -> dict:

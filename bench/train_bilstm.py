@@ -59,8 +59,9 @@ def plain_fit(config: str, overrides: list[str]) -> dict:
     history = []
     for epoch in range(job.train.epochs):
         started = time.perf_counter()
-        batches = _epoch_batches(shard, corpus, job, job.train.batch_size, epoch)[: job.train.max_steps_per_epoch]
-        fit = model.fit(_as_tf_dataset(batches, job, tf), epochs=1, steps_per_epoch=len(batches), verbose=0)
+        batches = _epoch_batches(shard, corpus, job.model, job.train, job.train.batch_size,
+                                 epoch)[: job.train.max_steps_per_epoch]
+        fit = model.fit(_as_tf_dataset(batches, job.model, tf), epochs=1, steps_per_epoch=len(batches), verbose=0)
         history.append({"epoch": epoch + 1, "loss": fit.history["loss"][-1], **dev.evaluate(model, corpus),
                         "epoch_seconds": time.perf_counter() - started})
     return {"seconds": time.perf_counter() - t0, "history": history}

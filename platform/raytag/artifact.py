@@ -3,90 +3,46 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from raytag.artifact_files import CONFIG_FILE, CURVES_FILE, EVALUATION_DIR, HISTORY_FILE, TAGGER_FILE
 from raytag.config import JobConfig, resolved
 from raytag.corpus.prepared import PreparedCorpus
-from raytag.tagger import TAGGER_FILE, TRANSFORMER_MODEL_DIR, Tagger
+from raytag.evaluate import headline_metrics
+from raytag.tagger import Tagger
+
+__all__ = ["evaluate_tagger", "export", "headline_metrics", "register_checkpoint", "train_and_register"]
 
 
-def export_bilstm(job: JobConfig, corpus: PreparedCorpus, checkpoint_dir: str, history: list[dict], out: Path) -> Path:
-    """Rebuild the model outside any strategy, load the checkpoint's weights, write the artifact."""
-    from raytag.models import bilstm
-    from raytag.train.keras_loop import WEIGHTS
+def export(job: JobConfig, corpus: PreparedCorpus, checkpoint_dir: str | Path, history: list[dict], out: Path) -> Path:
+    """Export a best checkpoint as the tagger artifact of the job's model kind.
 
-    out.mkdir(parents=True, exist_ok=True)
-    model = bilstm.build_model(job.model, len(corpus.words), len(corpus.chars), len(corpus.labels))
-    model.load_weights(str(Path(checkpoint_dir) / WEIGHTS))
-    bilstm.save_model(model, out, job.model)
-    for name in ("words.json", "chars.json", "labels.json"):
-        shutil.copyfile(corpus.directory / name, out / name)
-    meta = {
-        "kind": "bilstm",
-        "labels": corpus.labels.items,
-        "entity": corpus.entity,
-        "constrained_decoding": job.train.constrained_decoding,
-        "char_features": job.model.char_features,
-        "max_word_length": job.model.max_word_length,
-    }
-    return _write_metadata(job, meta, history, out)
-
-
-def _write_metadata(job: JobConfig, meta: dict[str, Any], history: list[dict], out: Path) -> Path:
-    """The files every tagger artifact carries next to its model: tagger.json, config, curves."""
-    from raytag.evaluate import plot_curves
-
-    (out / TAGGER_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
-    (out / "config.yaml").write_text(yaml.safe_dump(resolved(job), sort_keys=False), encoding="utf-8")
-    (out / "history.json").write_text(json.dumps(history, indent=2), encoding="utf-8")
-    if history:
-        plot_curves(history, out / "curves.png")
-    return out
-
-
-def export_transformer(job: JobConfig, corpus: PreparedCorpus, checkpoint_dir: str, history: list[dict],
-                       out: Path) -> Path:
-    """Write the best checkpoint as a ``save_pretrained`` directory plus the Tagger files.
-
-    ``out/model`` loads with ``transformers.pipeline("token-classification", model=...)``:
-    its config carries the real label names and the tokenizer files sit next to it.
+    The kind's adapter writes its model files; every artifact also carries
+    ``tagger.json`` (kind, labels, decoding, then the kind's own keys), the resolved
+    config and the training curves.
     """
-    from transformers import AutoModelForTokenClassification
+    from raytag.evaluate import plot_curves
+    from raytag.train.kinds import adapter_for
 
-    from raytag.models.transformer import load_tokenizer
-    from raytag.subword_stage import TOKENIZER_DIR
-    from raytag.train.hf_loop import CHECKPOINT_DIR
-
+    adapter = adapter_for(job)
     out.mkdir(parents=True, exist_ok=True)
-    model = AutoModelForTokenClassification.from_pretrained(str(Path(checkpoint_dir) / CHECKPOINT_DIR))
-    if [model.config.id2label[i] for i in range(model.config.num_labels)] != corpus.labels.items:
-        raise RuntimeError(f"checkpoint {checkpoint_dir} has labels {model.config.id2label}, not the corpus's")
-    tokenizer = load_tokenizer(corpus.directory / TOKENIZER_DIR)
-    tokenizer.model_max_length = job.model.max_length
-    model.save_pretrained(str(out / TRANSFORMER_MODEL_DIR))
-    tokenizer.save_pretrained(str(out / TRANSFORMER_MODEL_DIR))
-    shutil.copyfile(corpus.directory / "labels.json", out / "labels.json")
+    own = adapter.export(job, corpus, Path(checkpoint_dir), out)
     meta = {
-        "kind": "transformer",
+        "kind": adapter.kind,
         "labels": corpus.labels.items,
         "entity": corpus.entity,
         "constrained_decoding": job.train.constrained_decoding,
-        "max_length": job.model.max_length,
-        "stride": job.model.stride,
-        "encoder": job.model.encoder,
-        "model_dir": TRANSFORMER_MODEL_DIR,
+        **own,
     }
-    return _write_metadata(job, meta, history, out)
-
-
-def export(job: JobConfig, corpus: PreparedCorpus, checkpoint_dir: str, history: list[dict], out: Path) -> Path:
-    """Export a best checkpoint as the tagger artifact of the job's model kind."""
-    exporter = export_transformer if job.model.kind == "transformer" else export_bilstm
-    return exporter(job, corpus, checkpoint_dir, history, out)
+    (out / TAGGER_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    (out / CONFIG_FILE).write_text(yaml.safe_dump(resolved(job), sort_keys=False), encoding="utf-8")
+    (out / HISTORY_FILE).write_text(json.dumps(history, indent=2), encoding="utf-8")
+    if history:
+        plot_curves(history, out / CURVES_FILE)
+    return out
 
 
 def evaluate_tagger(tagger: Tagger, corpus: PreparedCorpus, split: str, out: Path | None = None) -> dict[str, Any]:
@@ -107,15 +63,6 @@ def evaluate_tagger(tagger: Tagger, corpus: PreparedCorpus, split: str, out: Pat
     return report
 
 
-def headline_metrics(report: dict[str, Any], prefix: str) -> dict[str, float]:
-    """The few numbers a registry entry shows: F1/precision/recall or accuracy."""
-    out = {f"{prefix}_score": float(report["score"]), f"{prefix}_accuracy": float(report["token_accuracy"])}
-    if report["kind"] == "entity":
-        for key in ("f1", "precision", "recall"):
-            out[f"{prefix}_{key}"] = float(report["micro"][key])
-    return out
-
-
 def train_and_register(job: JobConfig, prepared_dir: str | Path, *, fresh: bool = False, **train_options: Any) -> Any:
     """Train on Ray, export the best checkpoint, evaluate it on the test split, register it.
 
@@ -124,11 +71,11 @@ def train_and_register(job: JobConfig, prepared_dir: str | Path, *, fresh: bool 
     from raytag.train.run import train
 
     corpus = PreparedCorpus(prepared_dir)
-    outcome = train(job, corpus.directory, fresh=fresh, **train_options)
+    outcome = train(job, corpus, fresh=fresh, **train_options)
     return register_checkpoint(job, corpus, outcome.best_checkpoint, outcome.history, outcome.best_metrics)
 
 
-def register_checkpoint(job: JobConfig, corpus: PreparedCorpus, checkpoint_dir: str, history: list[dict],
+def register_checkpoint(job: JobConfig, corpus: PreparedCorpus, checkpoint_dir: str | Path, history: list[dict],
                         train_metrics: dict[str, Any]) -> Any:
     """Export a checkpoint as a tagger, evaluate it on the test split and publish it."""
     import tempfile
@@ -141,7 +88,7 @@ def register_checkpoint(job: JobConfig, corpus: PreparedCorpus, checkpoint_dir: 
         metrics: dict[str, Any] = {k: v for k, v in train_metrics.items() if isinstance(v, (int, float))}
         tagger = load_tagger(artifact)
         if job.train.test_split in corpus.splits:
-            report = evaluate_tagger(tagger, corpus, job.train.test_split, artifact / "evaluation")
+            report = evaluate_tagger(tagger, corpus, job.train.test_split, artifact / EVALUATION_DIR)
             metrics.update(headline_metrics(report, "test"))
         best_metric = "test_score" if "test_score" in metrics else "dev_score"
         return Registry(job.registry.root).publish(

@@ -176,10 +176,15 @@ class TransformerConfig(Section):
     mixed_precision: Literal["no", "fp16", "bf16"] = "no"
 
 
+# The config section of every model kind; a new kind adds its class here (and to ModelConfig).
+MODEL_CONFIGS: tuple[type[Section], ...] = (BiLSTMConfig, TransformerConfig)
+MODEL_KINDS: tuple[str, ...] = tuple(c.model_fields["kind"].default for c in MODEL_CONFIGS)
+
+
 def _model_kind(value: Any) -> str:
     # A model section without ``kind`` is the BiLSTM, as it was before transformers existed.
     kind = value.get("kind", "bilstm") if isinstance(value, dict) else getattr(value, "kind", None)
-    return kind if kind in ("bilstm", "transformer") else "unknown"
+    return kind if kind in MODEL_KINDS else "unknown"
 
 
 ModelConfig = Annotated[
@@ -187,7 +192,7 @@ ModelConfig = Annotated[
     Discriminator(
         _model_kind,
         custom_error_type="model_kind",
-        custom_error_message="model.kind must be 'bilstm' or 'transformer'",
+        custom_error_message="model.kind must be " + " or ".join(repr(k) for k in MODEL_KINDS),
     ),
 ]
 
@@ -212,6 +217,12 @@ class TrainConfig(Section):
     storage_path: str | None = None
     dev_split: str = "dev"
     test_split: str = "test"
+
+    @model_validator(mode="after")
+    def _a_sample_per_worker(self) -> TrainConfig:
+        if self.batch_size < self.num_workers:
+            raise ValueError("batch_size must be at least num_workers (it is the global batch size)")
+        return self
 
 
 class RegistryConfig(Section):
@@ -360,17 +371,6 @@ def load_job(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -> Job
     """Load a job YAML, apply dotted overrides, validate."""
     data = apply_overrides(read_yaml(path), overrides)
     return build(JobConfig, data, str(path))
-
-
-def load_any(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -> Section:
-    """Validate a job file, a search file (top-level ``search``) or a bare corpus file (``format``)."""
-    data = apply_overrides(read_yaml(path), overrides)
-    if "search" in data and "base" in data:
-        from raytag.tune import load_search
-
-        return load_search(path, list(overrides))[0]
-    model: type[Section] = CorpusConfig if "format" in data and "corpus" not in data else JobConfig
-    return build(model, data, str(path))
 
 
 def resolved(config: Section) -> dict[str, Any]:

@@ -139,6 +139,20 @@ def evaluation_report(
     return entity_report(y_true, y_pred) if entity else token_report(y_true, y_pred)
 
 
+def headline_metrics(report: dict[str, Any], prefix: str) -> dict[str, float]:
+    """The few numbers a run reports and a registry entry shows: score, accuracy, and F1/P/R on entities."""
+    out = {f"{prefix}_score": float(report["score"]), f"{prefix}_accuracy": float(report["token_accuracy"])}
+    if report["kind"] == "entity":
+        for key in ("f1", "precision", "recall"):
+            out[f"{prefix}_{key}"] = float(report["micro"][key])
+    return out
+
+
+def finite(metrics: dict[str, float]) -> dict[str, float]:
+    """NaN and infinities as 0.0: Ray Train and Tune compare these numbers to pick checkpoints."""
+    return {k: (v if math.isfinite(v) else 0.0) for k, v in metrics.items()}
+
+
 def format_report(report: dict) -> str:
     """Render a report from :func:`evaluation_report` as a plain-text table."""
     kind = report.get("kind")

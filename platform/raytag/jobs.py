@@ -17,10 +17,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from raytag.environment import RAYTAG_ENV
+
 COMMANDS = ("train", "prepare", "tune")
 # Large or local-only paths never uploaded as the job's working_dir.
 EXCLUDES = [".venv", ".git", "runs", "**/__pycache__", "*.egg-info", ".pytest_cache"]
-JOB_ENV = {"TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "RAY_DATA_DISABLE_PROGRESS_BARS": "1"}
+JOB_ENV = RAYTAG_ENV
 
 
 def entrypoint(command: str, job_file: str, overrides: Iterable[str] = ()) -> str:

@@ -22,10 +22,10 @@ import json
 import shutil
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -35,40 +35,14 @@ import pyarrow.parquet as pq
 import raytag
 from raytag.config import JobConfig, resolved
 from raytag.corpus import columnar, readers, sources, transforms
-from raytag.corpus.prepared import MANIFEST
+from raytag.artifact_files import MANIFEST, VOCAB_FILES
 from raytag.corpus.schemes import detect_scheme, label_order
 from raytag.corpus.vocab import Vocabulary
+from raytag.encode_stage import EncodeStage, PrepareContext
 from raytag.errors import ConfigError, CorpusError, RaytagError
 
 
 ERROR_EXAMPLES = 20
-
-
-class EncodeStage(Protocol):
-    """A pluggable encoding step, such as subword tokenization for transformers.
-
-    ``fit`` sees the prepared context (vocabularies, labels) on the driver, ``apply``
-    adds columns to the dataset, ``save`` writes the stage's files into the output
-    directory and returns what the manifest should record about it.
-    """
-
-    name: str
-
-    def fit(self, context: PrepareContext) -> None: ...
-
-    def apply(self, dataset: Any) -> Any: ...
-
-    def save(self, directory: Path) -> dict[str, Any]: ...
-
-
-@dataclass
-class PrepareContext:
-    config: JobConfig
-    words: Vocabulary
-    chars: Vocabulary
-    labels: Vocabulary
-    scheme: str
-    entity: bool
 
 
 @dataclass
@@ -102,11 +76,11 @@ def prepare(
 ) -> PrepareResult:
     """Run the pipeline on the Ray this process is connected to (see :mod:`raytag.session`).
 
-    ``stages`` defaults to what the job's model needs (subword windows for transformers).
+    ``stages`` defaults to what the job's model kind adds (subword windows for transformers).
     """
     import ray
 
-    from raytag.subword_stage import stages_for
+    from raytag.train.kinds import adapter_for
 
     if not ray.is_initialized():
         raise RuntimeError("prepare() needs a Ray session; wrap the call in raytag.session.ray_session()")
@@ -118,7 +92,7 @@ def prepare(
     staging.mkdir()
     try:
         if stages is None:
-            stages = stages_for(config.model, config.prepare.num_workers)
+            stages = adapter_for(config).prepare_stages(config)
         manifest = _run(config, staging, stages)
         _replace(staging, target)
     except BaseException as exc:
@@ -128,6 +102,36 @@ def prepare(
             raise cause from None
         raise
     return PrepareResult(target, manifest)
+
+
+def is_prepared(directory: str | Path) -> bool:
+    return (Path(directory) / MANIFEST).is_file()
+
+
+def ensure_prepared(
+    config: JobConfig,
+    directory: str | Path | None = None,
+    *,
+    announce: Callable[[Path], None] | None = None,
+    num_cpus: int | None = None,
+) -> Path:
+    """The job's prepared corpus, prepared first when its manifest is missing.
+
+    Preparing uses the Ray this process is connected to, else a local Ray started for
+    it (``num_cpus`` overrides the job's ``ray.num_cpus`` there); an existing corpus
+    is reused without starting Ray.
+    """
+    from raytag.session import ray_session
+
+    target = Path(directory or config.prepared_dir())
+    if is_prepared(target):
+        return target
+    if announce is not None:
+        announce(target)
+    with ray_session(config.ray.address, num_cpus=num_cpus or config.ray.num_cpus,
+                     object_store_memory=config.ray.object_store_memory):
+        prepare(config, target)
+    return target
 
 
 def _user_error(exc: BaseException) -> RaytagError | None:
@@ -225,9 +229,8 @@ def _run(config: JobConfig, staging: Path, stages: Sequence[EncodeStage]) -> dic
 
     for stage in stages:
         stage_info[stage.name] = stage.save(staging)
-    words.save(staging / "words.json")
-    chars.save(staging / "chars.json")
-    labels.save(staging / "labels.json")
+    for vocabulary, name in zip((words, chars, labels), VOCAB_FILES, strict=True):
+        vocabulary.save(staging / name)
     manifest = _manifest(config, context, inputs, layout, stats, error_report, shard_rows, staging, stage_info)
     (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
     return manifest
@@ -380,7 +383,7 @@ def _manifest(
 ) -> dict[str, Any]:
     shards = sorted(shard_rows, key=lambda r: r["path"])
     vocab_files = {name: hashlib.sha256((staging / name).read_bytes()).hexdigest()
-                   for name in ("words.json", "chars.json", "labels.json")}
+                   for name in VOCAB_FILES}
     fingerprint = hashlib.sha256()
     for entry in [*((s["path"], s["sha256"]) for s in shards), *sorted(vocab_files.items())]:
         fingerprint.update(f"{entry[0]}\0{entry[1]}\n".encode())

@@ -19,9 +19,10 @@ from typing import Any
 
 import pyarrow as pa
 
+from raytag.artifact_files import TOKENIZER_DIR
 from raytag.config import TransformerConfig
+from raytag.encode_stage import PrepareContext
 
-TOKENIZER_DIR = "tokenizer"
 WINDOW_COLUMNS = ("window_input_ids", "window_labels", "window_first_word", "window_last_word", "window_count")
 
 
@@ -65,7 +66,7 @@ def encode_windows(batch: pa.Table, tokenizer: Any, max_length: int, stride: int
 
 
 class SubwordStage:
-    """The :class:`raytag.prepare.EncodeStage` for transformer jobs."""
+    """The :class:`raytag.encode_stage.EncodeStage` for transformer jobs."""
 
     name = "subwords"
 
@@ -78,7 +79,7 @@ class SubwordStage:
         # Load once on the driver: a missing encoder fails before any Ray work starts.
         self.tokenizer = load_tokenizer(self.source)
 
-    def fit(self, context: Any) -> None:
+    def fit(self, context: PrepareContext) -> None:
         self.labels = list(context.labels.items)
 
     def apply(self, dataset: Any) -> Any:
@@ -110,10 +111,3 @@ class SubwordStage:
             "stride": self.model.stride,
             "label_all_subwords": self.model.label_all_subwords,
         }
-
-
-def stages_for(model: Any, num_workers: int) -> list[SubwordStage]:
-    """The encode stages a job's model needs on top of word ids."""
-    if isinstance(model, TransformerConfig):
-        return [SubwordStage(model, num_workers)]
-    return []

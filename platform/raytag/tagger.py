@@ -9,18 +9,18 @@ standard format.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
+from raytag.artifact_files import CHARS_FILE, TAGGER_FILE, TRANSFORMER_MODEL_DIR, WORDS_FILE
 from raytag.decoding import EntitySpan, decode, offsets_for_tokens, spans_from_tags, tokenize_with_offsets
 
-TAGGER_FILE = "tagger.json"
-# Inside a transformer artifact: the ``save_pretrained`` model and tokenizer.
-TRANSFORMER_MODEL_DIR = "model"
+__all__ = ["TAGGERS", "TAGGER_FILE", "TRANSFORMER_MODEL_DIR", "BiLSTMTagger", "TaggedSentence", "TaggedToken",
+           "Tagger", "TransformerTagger", "load_tagger"]
 
 
 @dataclass
@@ -109,8 +109,8 @@ class BiLSTMTagger:
         self.entity: bool = bool(meta["entity"])
         self.constrained: bool = bool(meta.get("constrained_decoding", True))
         self.max_word_length = int(meta["max_word_length"])
-        self.words = Vocabulary.load(self.directory / "words.json")
-        self.chars = Vocabulary.load(self.directory / "chars.json") if meta["char_features"] != "none" else None
+        self.words = Vocabulary.load(self.directory / WORDS_FILE)
+        self.chars = Vocabulary.load(self.directory / CHARS_FILE) if meta["char_features"] != "none" else None
         self.device = resolve_device(device, tensorflow_gpus)
         # Variables are placed when created and ops follow the scope they run in, so
         # both loading and every predict call run under the chosen device.
@@ -196,6 +196,14 @@ class TransformerTagger:
         return results
 
 
+# Which class loads the artifact of each model kind (tagger.json's ``kind``). The runtime
+# side of a kind registers here; its training side is an adapter in raytag.train.kinds.
+TAGGERS: dict[str, Callable[[Path, str], Tagger]] = {
+    BiLSTMTagger.kind: BiLSTMTagger,
+    TransformerTagger.kind: TransformerTagger,
+}
+
+
 def load_tagger(ref: str | Path, registry_root: str | None = None, device: str = "auto") -> Tagger:
     """Load a tagger from an artifact directory or a registry reference (``name[@version|@alias]``).
 
@@ -212,8 +220,6 @@ def load_tagger(ref: str | Path, registry_root: str | None = None, device: str =
         path = Registry(registry_root or "runs/registry").fetch(str(ref))
     meta = json.loads((path / TAGGER_FILE).read_text(encoding="utf-8"))
     kind = meta.get("kind")
-    if kind == "bilstm":
-        return BiLSTMTagger(path, device)
-    if kind == "transformer":
-        return TransformerTagger(path, device)
-    raise ValueError(f"{path}: unknown tagger kind {kind!r}")
+    if kind not in TAGGERS:
+        raise ValueError(f"{path}: unknown tagger kind {kind!r}")
+    return TAGGERS[kind](path, device)

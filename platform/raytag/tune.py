@@ -23,6 +23,7 @@ from pydantic import Field, field_validator
 
 from raytag.config import JobConfig, Section, apply_overrides, build, read_yaml, resolved
 from raytag.errors import ConfigError
+from raytag.train.seams import Seams
 
 # A token CPU for the trial process (Tune needs a non-empty request): it only drives its
 # Ray Train run, whose workers hold the real CPUs.
@@ -104,11 +105,12 @@ def load_search(path: str | Path, overrides: list[str] | None = None) -> tuple[T
     """Load a search file and its base job; check every point of the space makes a valid job."""
     data = apply_overrides(read_yaml(path), overrides or [])
     search: TuneJobConfig = build(TuneJobConfig, data, str(path))
-    base = job_for_trial(search, {})
+    base_data = base_job_data(search)
+    base = job_for_trial(search, {}, base_data=base_data)
     for dimension in (parse_dimension(k, v) for k, v in search.search.space.items()):
         for value in _corner_values(dimension):
             try:
-                job_for_trial(search, {dimension.key: value})
+                job_for_trial(search, {dimension.key: value}, base_data=base_data)
             except ConfigError as exc:
                 raise ConfigError(f"{path}: search.space.{dimension.key}={value!r} makes an invalid job: {exc}") from None
     return search, base
@@ -121,11 +123,20 @@ def _corner_values(dimension: Dimension) -> list[Any]:
     return [low, high - 1] if dimension.kind == "randint" else [low, high]
 
 
-def job_for_trial(search: TuneJobConfig, params: dict[str, Any], trial_name: str | None = None) -> JobConfig:
-    """The base job with the fixed overrides and one point of the space applied."""
+def base_job_data(search: TuneJobConfig) -> dict[str, Any]:
+    """The base job file as read (not yet validated), with the search's fixed overrides applied."""
     data = read_yaml(search.base)
-    items = {**_flatten(search.set), **params}
-    data = apply_overrides(data, [f"{key}={json.dumps(value)}" for key, value in items.items()])
+    return apply_overrides(data, [f"{key}={json.dumps(value)}" for key, value in _flatten(search.set).items()])
+
+
+def job_for_trial(search: TuneJobConfig, params: dict[str, Any], trial_name: str | None = None,
+                  base_data: dict[str, Any] | None = None) -> JobConfig:
+    """The base job with the fixed overrides and one point of the space applied.
+
+    ``base_data`` (from :func:`base_job_data`) saves reading the base file again.
+    """
+    data = base_job_data(search) if base_data is None else base_data
+    data = apply_overrides(data, [f"{key}={json.dumps(value)}" for key, value in params.items()])
     if trial_name is not None:
         data["name"] = trial_name
     return build(JobConfig, data, f"{search.base} (trial {trial_name or 'base'})")
@@ -194,28 +205,37 @@ def _domains(search: SearchConfig) -> dict[str, Any]:
     return out
 
 
-def _trial(params: dict[str, Any], search: dict[str, Any], prepared_dir: str, trial_storage: str,
-           fault_injection: dict[str, Any] | None = None) -> None:
+@dataclass(frozen=True)
+class TrialPlan:
+    """What every trial shares, built once on the driver (typed models pickle into the trials)."""
+
+    search: TuneJobConfig
+    base_data: dict[str, Any]
+    prepared_dir: str
+    trial_storage: str
+    seams: Seams | None = None
+
+
+def _trial(params: dict[str, Any], plan: TrialPlan) -> None:
     """One trial: a Ray Train run of the overridden job, its reports forwarded to Tune."""
     from ray import tune
     from ray.tune.integration.ray_train import TuneReportCallback
 
     from raytag.train.run import train
 
-    spec = TuneJobConfig.model_validate(search)
-    name = f"{spec.name}-{tune.get_context().get_trial_id()}"
-    job = job_for_trial(spec, params, trial_name=name)
-    job = job.model_copy(update={"train": job.train.model_copy(update={"storage_path": trial_storage})})
-    train(job, prepared_dir, fresh=True, callbacks=[TuneReportCallback()], fault_injection=fault_injection)
+    name = f"{plan.search.name}-{tune.get_context().get_trial_id()}"
+    job = job_for_trial(plan.search, params, trial_name=name, base_data=plan.base_data)
+    job = job.model_copy(update={"train": job.train.model_copy(update={"storage_path": plan.trial_storage})})
+    train(job, plan.prepared_dir, fresh=True, callbacks=[TuneReportCallback()], seams=plan.seams)
 
 
 def run_search(search: TuneJobConfig, base: JobConfig, prepared_dir: str | Path, *, fresh: bool = False,
-               fault_injection: dict[str, Any] | None = None) -> SearchOutcome:
+               seams: Seams | None = None) -> SearchOutcome:
     """Run (or resume) the search on the connected Ray; export and register the best trial.
 
     An interrupted or partly failed search under the same storage resumes where it
     stopped (``Tuner.restore``, errored trials re-run) unless ``fresh``.
-    ``fault_injection`` is passed to every trial's training (tests only).
+    ``seams`` are passed to every trial's training (tests only).
     """
     import ray
     from ray import tune
@@ -224,7 +244,6 @@ def run_search(search: TuneJobConfig, base: JobConfig, prepared_dir: str | Path,
 
     from raytag.artifact import register_checkpoint
     from raytag.corpus.prepared import PreparedCorpus
-    from raytag.train.run import checkpoint_history
 
     if not ray.is_initialized():
         raise RuntimeError("run_search() needs a Ray session; wrap the call in raytag.session.ray_session()")
@@ -235,10 +254,10 @@ def run_search(search: TuneJobConfig, base: JobConfig, prepared_dir: str | Path,
     cfg = search.search
     # Tune runs each trial in its own directory: hand it absolute paths.
     for_trials = search.model_copy(update={"base": str(Path(search.base).absolute())})
-    trainable = tune.with_parameters(
-        _trial, search=for_trials.model_dump(mode="json"), prepared_dir=str(Path(prepared_dir).absolute()),
-        trial_storage=f"{storage.rstrip('/')}/trials", fault_injection=fault_injection,
-    )
+    base_data = base_job_data(search)
+    plan = TrialPlan(for_trials, base_data, str(Path(prepared_dir).absolute()), f"{storage.rstrip('/')}/trials",
+                     seams)
+    trainable = tune.with_parameters(_trial, plan=plan)
     # The trial process only drives its Ray Train run; the workers hold the CPUs.
     trainable = tune.with_resources(trainable, {"CPU": TRIAL_DRIVER_CPU})
     restored = not fresh and tune.Tuner.can_restore(experiment)
@@ -280,7 +299,7 @@ def run_search(search: TuneJobConfig, base: JobConfig, prepared_dir: str | Path,
     pick = max if cfg.mode == "max" else min
     best, row = pick(candidates, key=lambda c: float(c[1][cfg.metric]))
     params = {k: best.config[k] for k in cfg.space}
-    best_job = job_for_trial(search, params, trial_name=f"{search.name}-best")
+    best_job = job_for_trial(search, params, trial_name=f"{search.name}-best", base_data=base_data)
     best_job = best_job.model_copy(update={"registry": best_job.registry.model_copy(
         update={"model_name": base.model_name()})})
     out = Path(base.workdir) / search.name
@@ -295,11 +314,12 @@ def run_search(search: TuneJobConfig, base: JobConfig, prepared_dir: str | Path,
     if search.register_best:
         from ray.train import Checkpoint
 
+        from raytag.train.kinds import adapter_for
+
         checkpoint = Checkpoint(row["checkpoint_path"])
-        trial_job = job_for_trial(search, params, trial_name=best_job.name)
         with checkpoint.as_directory() as directory:
             registered = register_checkpoint(
-                best_job, PreparedCorpus(prepared_dir), directory, checkpoint_history(trial_job, checkpoint),
+                best_job, PreparedCorpus(prepared_dir), directory, adapter_for(best_job).history(Path(directory)),
                 {**metrics, **{f"param.{k}": v for k, v in params.items() if isinstance(v, (int, float))}},
             )
     return SearchOutcome(experiment, table, params, metrics, best_file, registered, restored)

@@ -12,6 +12,7 @@ from raytag.prepare import prepare
 from raytag.registry import Registry
 from raytag.tagger import load_tagger
 from raytag.train.run import train
+from raytag.train.seams import Fault, Seams
 from tests.helpers import GMB, synthetic_conll, write
 
 SMALL = BiLSTMConfig(embedding_dim=16, lstm_units=16, lstm_layers=1, dropout=0.0)
@@ -40,8 +41,8 @@ def test_two_workers_identical_weights_and_recovery_from_a_dead_worker(ray_local
     marker = tmp_path / "killed"
     digests = tmp_path / "digests"
     digests.mkdir()
-    version = train_and_register(job, conll_corpus, fault_injection={"epoch": 1, "rank": 1, "marker": str(marker)},
-                                 debug_dir=str(digests))
+    seams = Seams(fault=Fault(epoch=1, rank=1, marker=str(marker)), debug_dir=str(digests))
+    version = train_and_register(job, conll_corpus, seams=seams)
     assert marker.exists(), "the injected failure never happened"
     for epoch in (1, 2, 3):
         ranks = {p.read_text() for p in digests.glob(f"weights-rank*-epoch{epoch}.sha256")}

@@ -13,6 +13,7 @@ from raytag.corpus.prepared import PreparedCorpus
 from raytag.prepare import prepare
 from raytag.registry import Registry
 from raytag.tagger import load_tagger
+from raytag.train.seams import Fault, Seams
 from tests.helpers import synthetic_conll, tiny_encoder, write
 
 OVERFIT = "\n".join(
@@ -61,7 +62,7 @@ def test_two_workers_recover_from_a_dead_worker_and_register(setup, tmp_path):
     tmp, encoder, corpus_path, prepared = setup
     job = _job(tmp_path, "two", encoder, corpus_path, num_workers=2, epochs=2, max_steps_per_epoch=4, max_failures=1)
     marker = tmp_path / "killed"
-    version = train_and_register(job, prepared, fault_injection={"step": 5, "rank": 1, "marker": str(marker)})
+    version = train_and_register(job, prepared, seams=Seams(fault=Fault(step=5, rank=1, marker=str(marker))))
     assert marker.exists(), "the injected failure never happened"
     artifact = Registry(job.registry.root).fetch("two")
     history = json.loads((artifact / "history.json").read_text())

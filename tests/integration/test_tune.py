@@ -8,6 +8,7 @@ import yaml
 from raytag.config import load_job
 from raytag.prepare import prepare
 from raytag.registry import Registry
+from raytag.train.seams import Fault, Seams
 from raytag.tune import load_search, run_search
 from tests.helpers import synthetic_conll, write
 
@@ -42,7 +43,7 @@ def test_search_resumes_after_a_failed_trial_and_registers_the_best(ray_local, t
     # The trial loses its worker in its first epoch and errors (max_failures=0): the search ends
     # unfinished, like one whose driver was interrupted. (A 2-trial ASHA search runs in tests/e2e.)
     with pytest.raises(RuntimeError, match="resume"):
-        run_search(search, base, directory, fault_injection={"epoch": 0, "rank": 0, "marker": str(marker)})
+        run_search(search, base, directory, seams=Seams(fault=Fault(epoch=0, rank=0, marker=str(marker))))
     assert marker.exists()
     resumed = run_search(search, base, directory)
     assert resumed.restored

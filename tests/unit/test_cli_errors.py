@@ -14,8 +14,8 @@ import pytest
 from typer.testing import CliRunner
 
 from raytag.cli import app
-from raytag.config import load_any
 from raytag.errors import ConfigError
+from raytag.jobfiles import load_any
 
 UNSET = "RAYTAG_TEST_SURELY_UNSET"
 JOB = "name: t\ncorpus:\n  format: conll\n  path: data.txt\n"
@@ -145,7 +145,7 @@ def test_prepare_with_a_bad_config_exits_2_before_starting_ray(tmp_path):
 
 
 def test_an_internal_error_exits_1_with_one_line(tmp_path, monkeypatch):
-    import raytag.config
+    import raytag.jobfiles
 
     def broken(*args, **kwargs):
         raise KeyError("boom")
@@ -157,7 +157,7 @@ def test_an_internal_error_exits_1_with_one_line(tmp_path, monkeypatch):
 
 
 def test_verbose_adds_the_traceback(tmp_path, monkeypatch):
-    import raytag.config
+    import raytag.jobfiles
 
     def broken(*args, **kwargs):
         raise KeyError("boom")
@@ -178,19 +178,19 @@ def test_verbose_traceback_for_user_errors_too(tmp_path):
 
 
 def test_a_command_without_verbose_gives_no_hint(tmp_path, monkeypatch):
-    import raytag.config
+    import raytag.jobfiles
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk on fire\nsecond line")
 
-    monkeypatch.setattr(raytag.config, "load_any", broken)
+    monkeypatch.setattr(raytag.jobfiles, "load_any", broken)
     result = CliRunner().invoke(app, ["validate", str(_job(tmp_path))])
     assert result.exit_code == 1
     assert result.stderr == "error: internal error: RuntimeError: disk on fire second line\n"
 
 
 def test_ray_task_errors_are_reported_by_their_cause():
-    from raytag.cli_errors import root_cause as _root_cause
+    from raytag.cli._util import root_cause as _root_cause
 
     class RayTaskError(Exception):  # stands in for Ray's wrapper, which keeps the task's error in .cause
         def __init__(self, cause):

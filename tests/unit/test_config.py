@@ -16,11 +16,11 @@ from raytag.config import (
     demo_job,
     dump_resolved,
     expand_env,
-    load_any,
     load_job,
     resolved,
 )
 from raytag.errors import ConfigError, RaytagError
+from raytag.jobfiles import load_any
 
 REPO = Path(__file__).resolve().parents[2]
 JOB_FILES = sorted(p for p in (REPO / "jobs").glob("*.yaml") if not p.name.startswith("tune_"))

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from raytag.config import load_any, load_job
+from raytag.config import load_job
 from raytag.errors import ConfigError
+from raytag.jobfiles import load_any
 from raytag.tune import dump_job, job_for_trial, load_search, parse_dimension, trial_resources
 
 REPO = Path(__file__).resolve().parents[2]

@@ -13,9 +13,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from raytag.artifact_files import CHARS_FILE, LABELS_FILE, MANIFEST, WORDS_FILE
 from raytag.corpus.vocab import Vocabulary
 
-MANIFEST = "manifest.json"
+__all__ = ["MANIFEST", "PreparedCorpus"]
 
 
 class PreparedCorpus:
@@ -46,15 +47,15 @@ class PreparedCorpus:
 
     @cached_property
     def words(self) -> Vocabulary:
-        return Vocabulary.load(self.directory / "words.json")
+        return Vocabulary.load(self.directory / WORDS_FILE)
 
     @cached_property
     def chars(self) -> Vocabulary:
-        return Vocabulary.load(self.directory / "chars.json")
+        return Vocabulary.load(self.directory / CHARS_FILE)
 
     @cached_property
     def labels(self) -> Vocabulary:
-        return Vocabulary.load(self.directory / "labels.json")
+        return Vocabulary.load(self.directory / LABELS_FILE)
 
     def require_split(self, name: str) -> None:
         if name not in self.manifest["splits"]:
@@ -72,9 +73,3 @@ class PreparedCorpus:
         """A whole split in memory, in file order."""
         tables = [pq.read_table(path, columns=columns) for path in self.shard_paths(split)]
         return pa.concat_tables(tables) if tables else pa.table({})
-
-    def dataset(self, split: str, columns: list[str] | None = None) -> Any:
-        """A Ray Data dataset over a split's shards (needs a Ray session)."""
-        import ray.data
-
-        return ray.data.read_parquet(self.shard_paths(split), columns=columns)

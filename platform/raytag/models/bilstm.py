@@ -165,9 +165,8 @@ def compile_model(model: keras.Model, learning_rate: float) -> None:
     No sample weights are needed: the output carries the word mask, and tf-keras uses it
     as the weight of every loss and metric term, averaging the loss over real tokens.
     Under a distribution strategy, call this inside the scope that built the model.
+    ``learning_rate`` is checked once, by ``TrainConfig`` (it must be positive).
     """
-    if learning_rate <= 0:
-        raise ValueError(f"learning_rate must be positive, got {learning_rate}")
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
         loss=keras.losses.SparseCategoricalCrossentropy(),

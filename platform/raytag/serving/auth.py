@@ -6,8 +6,11 @@ import hmac
 import os
 from pathlib import Path
 
+from raytag.errors import RaytagError
 
-class NoApiKeys(RuntimeError):
+
+# Still a RuntimeError for callers written against the old base class.
+class NoApiKeys(RaytagError, RuntimeError):
     """Serving refuses to start without a key: the inference routes would be open to anyone."""
 
 

@@ -16,8 +16,6 @@ schedule match the plain single-process Trainer exactly.
 from __future__ import annotations
 
 import json
-import math
-import os
 import shutil
 import tempfile
 from collections.abc import Iterable
@@ -26,21 +24,23 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-CHECKPOINT_DIR = "checkpoint"
+from raytag.artifact_files import HF_CHECKPOINT_DIR as CHECKPOINT_DIR
+from raytag.artifact_files import TOKENIZER_DIR
+from raytag.config import JobConfig, TransformerConfig
+from raytag.corpus.prepared import PreparedCorpus
+from raytag.train.adapter import WorkerRun, typed_model
+from raytag.train.seams import Seams
 
 
 def train_loop(loop_config: dict[str, Any]) -> None:
-    """Ray Train entry point; ``loop_config`` holds the resolved job and the prepared dir."""
+    """Ray Train entry point; ``loop_config`` carries the :class:`WorkerRun`."""
     import ray.train
     import torch
     import transformers
     from ray.train.huggingface.transformers import RayTrainReportCallback, prepare_trainer
 
-    from raytag.config import JobConfig
-    from raytag.corpus.prepared import PreparedCorpus
-
-    job = JobConfig.model_validate(loop_config["job"])
-    corpus = PreparedCorpus(loop_config["prepared_dir"])
+    run = WorkerRun.from_loop_config(loop_config)
+    job, corpus = run.job, run.corpus()
     torch.set_num_threads(max(1, int(job.train.cpus_per_worker)))
     # The "newly initialised classifier" load report is expected for every fine-tuning run.
     transformers.logging.set_verbosity_error()
@@ -52,9 +52,8 @@ def train_loop(loop_config: dict[str, Any]) -> None:
     output_dir = tempfile.mkdtemp(prefix="raytag-hf-")
     trainer = build_trainer(job, corpus, features, output_dir, world)
     trainer.add_callback(RayTrainReportCallback())
-    fault = loop_config.get("fault_injection")
-    if fault:
-        trainer.add_callback(_FaultInjection(fault, context.get_world_rank()))
+    if run.seams.fault is not None:
+        trainer.add_callback(_FaultInjection(run.seams, context.get_world_rank()))
     trainer = prepare_trainer(trainer)
 
     resume_from = None
@@ -85,11 +84,11 @@ def training_features(batches: Iterable[Any]) -> list[dict[str, list[int]]]:
     return out
 
 
-def training_arguments(job: Any, output_dir: str, world: int, steps_per_epoch: int | None) -> Any:
+def training_arguments(job: JobConfig, output_dir: str, world: int, steps_per_epoch: int | None) -> Any:
     """The HF ``TrainingArguments`` a job asks for; ``world`` splits the global batch."""
     from transformers import TrainingArguments
 
-    model, train = job.model, job.train
+    model, train = typed_model(job, TransformerConfig), job.train
     per_device = max(1, train.batch_size // world)
     by_steps = train.max_steps_per_epoch is not None
     schedule: dict[str, Any] = (
@@ -123,7 +122,7 @@ def training_arguments(job: Any, output_dir: str, world: int, steps_per_epoch: i
     )
 
 
-def build_trainer(job: Any, corpus: Any, features: list[dict], output_dir: str, world: int) -> Any:
+def build_trainer(job: JobConfig, corpus: PreparedCorpus, features: list[dict], output_dir: str, world: int) -> Any:
     """A Trainer whose ``evaluate()`` scores the dev split at word level."""
     from transformers import DataCollatorForTokenClassification, Trainer, set_seed
 
@@ -131,9 +130,10 @@ def build_trainer(job: Any, corpus: Any, features: list[dict], output_dir: str, 
 
     # Seed before the classification head is initialised, not only inside the Trainer.
     set_seed(job.train.seed)
-    tokenizer = transformer.load_tokenizer(corpus.directory / "tokenizer")
-    model = transformer.build_model(job.model, corpus.labels.items)
-    dev = DevSet(corpus, job.train.dev_split, job.model, job.train.constrained_decoding)
+    model_cfg = typed_model(job, TransformerConfig)
+    tokenizer = transformer.load_tokenizer(corpus.directory / TOKENIZER_DIR)
+    model = transformer.build_model(model_cfg, corpus.labels.items)
+    dev = DevSet(corpus, job.train.dev_split, model_cfg, job.train.constrained_decoding)
 
     class WordLevelTrainer(Trainer):
         def evaluate(self, eval_dataset: Any = None, ignore_keys: Any = None, metric_key_prefix: str = "eval") -> dict:
@@ -158,8 +158,7 @@ def build_trainer(job: Any, corpus: Any, features: list[dict], output_dir: str, 
 class DevSet:
     """The dev split's words and gold tags, scored at word level after subword prediction."""
 
-    def __init__(self, corpus: Any, split: str, model: Any, constrained: bool) -> None:
-        corpus.require_split(split)
+    def __init__(self, corpus: PreparedCorpus, split: str, model: TransformerConfig, constrained: bool) -> None:
         table = corpus.table(split, columns=["tokens", "tags"])
         self.tokens = table.column("tokens").to_pylist()
         self.tags = table.column("tags").to_pylist()
@@ -173,7 +172,7 @@ class DevSet:
         import torch.distributed as dist
 
         from raytag.decoding import decode
-        from raytag.evaluate import evaluation_report
+        from raytag.evaluate import evaluation_report, finite, headline_metrics
         from raytag.models.transformer import word_probabilities
 
         world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
@@ -192,11 +191,7 @@ class DevSet:
             dist.all_gather_object(parts, predicted)
             predicted = {k: v for part in parts for k, v in part.items()}
         report = evaluation_report(self.tags, [predicted[i] for i in range(len(self.tags))], entity=self.entity)
-        metrics = {"dev_score": float(report["score"]), "dev_accuracy": float(report["token_accuracy"])}
-        if self.entity:
-            metrics.update(dev_f1=float(report["micro"]["f1"]), dev_precision=float(report["micro"]["precision"]),
-                           dev_recall=float(report["micro"]["recall"]))
-        return {k: (v if math.isfinite(v) else 0.0) for k, v in metrics.items()}
+        return finite(headline_metrics(report, "dev"))
 
 
 def _unwrap(model: Any) -> Any:
@@ -204,20 +199,14 @@ def _unwrap(model: Any) -> Any:
 
 
 class _FaultInjection(TrainerCallback):
-    """Kill one worker once after a given optimisation step (tests only)."""
+    """Lets the test seams kill this worker after an optimisation step."""
 
-    def __init__(self, fault: dict[str, Any], rank: int) -> None:
-        self.fault = fault
+    def __init__(self, seams: Seams, rank: int) -> None:
+        self.seams = seams
         self.rank = rank
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if state.global_step != self.fault["step"] or self.rank != self.fault.get("rank", 0):
-            return
-        marker = Path(self.fault["marker"])
-        if marker.exists():
-            return
-        marker.write_text(f"worker {self.rank} killed after step {state.global_step}\n")
-        os._exit(1)
+        self.seams.maybe_fail(self.rank, step=state.global_step)
 
 
 def history_from_checkpoint(directory: str | Path) -> list[dict[str, Any]]:

@@ -10,7 +10,6 @@ latest checkpoint, weights and early-stopping state included.
 from __future__ import annotations
 
 import json
-import math
 import os
 import tempfile
 import time
@@ -19,24 +18,26 @@ from typing import Any
 
 import numpy as np
 
-WEIGHTS = "weights.h5"
-STATE = "state.json"
+from raytag.artifact_files import KERAS_STATE as STATE
+from raytag.artifact_files import KERAS_WEIGHTS as WEIGHTS
+from raytag.config import BiLSTMConfig, TrainConfig
+from raytag.corpus.prepared import PreparedCorpus
+from raytag.train.adapter import WorkerRun, typed_model
+
 POOL_BATCHES = 64
 
 
 def train_loop(loop_config: dict[str, Any]) -> None:
-    """Ray Train entry point; ``loop_config`` holds the resolved job and the prepared dir."""
+    """Ray Train entry point; ``loop_config`` carries the :class:`WorkerRun`."""
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     import ray.train
     import tensorflow as tf
     import tf_keras
 
-    from raytag.config import JobConfig
-    from raytag.corpus.prepared import PreparedCorpus
     from raytag.models import bilstm
 
-    job = JobConfig.model_validate(loop_config["job"])
-    corpus = PreparedCorpus(loop_config["prepared_dir"])
+    run = WorkerRun.from_loop_config(loop_config)
+    job, model_cfg, corpus = run.job, typed_model(run.job, BiLSTMConfig), run.corpus()
     # As many TF threads as CPUs this worker was given: more only fight the other workers
     # (and the collective's gRPC threads) for the same cores.
     threads = max(1, int(job.train.cpus_per_worker))
@@ -48,7 +49,7 @@ def train_loop(loop_config: dict[str, Any]) -> None:
 
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     with strategy.scope():
-        model = bilstm.build_model(job.model, len(corpus.words), len(corpus.chars), len(corpus.labels))
+        model = bilstm.build_model(model_cfg, len(corpus.words), len(corpus.chars), len(corpus.labels))
         bilstm.compile_model(model, job.train.learning_rate)
 
     state: dict[str, Any] = {"epoch": 0, "history": [], "best_score": None, "best_epoch": None, "stale_epochs": 0}
@@ -59,20 +60,19 @@ def train_loop(loop_config: dict[str, Any]) -> None:
             model.load_weights(str(Path(directory) / WEIGHTS))
             state = json.loads((Path(directory) / STATE).read_text())
 
-    dev = DevSet(corpus, job.train.dev_split, job.model.char_features != "none", job.model.max_word_length,
+    dev = DevSet(corpus, job.train.dev_split, model_cfg.char_features != "none", model_cfg.max_word_length,
                  constrained=job.train.constrained_decoding)
     shard = ray.train.get_dataset_shard("train")
     per_worker = max(1, job.train.batch_size // world)
-    fault = loop_config.get("fault_injection")
 
     while state["epoch"] < job.train.epochs:
         epoch = state["epoch"]
-        _maybe_fail(fault, epoch, rank)
+        run.seams.maybe_fail(rank, epoch=epoch)
         started = time.perf_counter()
-        batches = _epoch_batches(shard, corpus, job, per_worker, epoch)
+        batches = _epoch_batches(shard, corpus, model_cfg, job.train, per_worker, epoch)
         if job.train.max_steps_per_epoch:
             batches = batches[: job.train.max_steps_per_epoch]
-        fit = model.fit(_as_tf_dataset(batches, job, tf), epochs=1, steps_per_epoch=len(batches), verbose=0)
+        fit = model.fit(_as_tf_dataset(batches, model_cfg, tf), epochs=1, steps_per_epoch=len(batches), verbose=0)
         metrics = {"epoch": epoch + 1, "train_loss": float(fit.history["loss"][-1]), **dev.evaluate(model, corpus)}
         metrics["epoch_seconds"] = time.perf_counter() - started
         score = metrics["dev_score"]
@@ -86,22 +86,10 @@ def train_loop(loop_config: dict[str, Any]) -> None:
         )
         patience = job.train.early_stopping_patience
         stop = patience is not None and state["stale_epochs"] >= patience
-        _record_weights(loop_config.get("debug_dir"), model, rank, epoch + 1)
+        run.seams.record_weights(model.get_weights(), rank, epoch + 1)
         _report(model, metrics, state, rank)
         if stop:
             break
-
-
-def _record_weights(directory: str | None, model: Any, rank: int, epoch: int) -> None:
-    """Write a digest of this replica's weights (tests compare replicas with it)."""
-    if not directory:
-        return
-    import hashlib
-
-    digest = hashlib.sha256()
-    for weight in model.get_weights():
-        digest.update(np.ascontiguousarray(weight).tobytes())
-    Path(directory, f"weights-rank{rank}-epoch{epoch}.sha256").write_text(digest.hexdigest())
 
 
 def _report(model: Any, metrics: dict[str, Any], state: dict[str, Any], rank: int) -> None:
@@ -116,25 +104,15 @@ def _report(model: Any, metrics: dict[str, Any], state: dict[str, Any], rank: in
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(directory))
 
 
-def _maybe_fail(fault: dict[str, Any] | None, epoch: int, rank: int) -> None:
-    """Kill this worker once, to exercise recovery from a dead worker (tests only)."""
-    if not fault or epoch != fault["epoch"] or rank != fault.get("rank", 0):
-        return
-    marker = Path(fault["marker"])
-    if marker.exists():
-        return
-    marker.write_text(f"worker {rank} killed at epoch {epoch}\n")
-    os._exit(1)
-
-
-def _epoch_batches(shard: Any, corpus: Any, job: Any, per_worker: int, epoch: int) -> list[tuple]:
+def _epoch_batches(shard: Any, corpus: PreparedCorpus, model: BiLSTMConfig, train: TrainConfig, per_worker: int,
+                   epoch: int) -> list[tuple]:
     """This worker's batches for one epoch: padded per batch, bucketed by length in pools."""
     from raytag.models import bilstm
 
-    chars = corpus.chars if job.model.char_features != "none" else None
+    chars = corpus.chars if model.char_features != "none" else None
     out = []
     pool_size = per_worker * POOL_BATCHES
-    rng_seed = job.train.seed * 1000 + epoch
+    rng_seed = train.seed * 1000 + epoch
     columns = ["word_ids", "tag_ids", "tokens"] if chars is not None else ["word_ids", "tag_ids"]
     for pool_index, pool in enumerate(shard.iter_batches(batch_size=pool_size, batch_format="pyarrow")):
         pool = pool.select(columns)
@@ -144,7 +122,7 @@ def _epoch_batches(shard: Any, corpus: Any, job: Any, per_worker: int, epoch: in
         lengths = [len(s) for s in word_ids]
         order = (
             bilstm.bucket_batches(lengths, per_worker, seed=rng_seed + pool_index)
-            if job.train.bucket_by_length
+            if train.bucket_by_length
             else [np.arange(i, min(i + per_worker, len(lengths))) for i in range(0, len(lengths), per_worker)]
         )
         for index in order:
@@ -152,18 +130,18 @@ def _epoch_batches(shard: Any, corpus: Any, job: Any, per_worker: int, epoch: in
                 [word_ids[i] for i in index],
                 [tokens[i] for i in index] if tokens is not None else None,
                 chars,
-                job.model.max_word_length,
+                model.max_word_length,
                 [tag_ids[i] for i in index],
             )
             out.append((inputs, labels))
     return out
 
 
-def _as_tf_dataset(batches: list[tuple], job: Any, tf: Any) -> Any:
+def _as_tf_dataset(batches: list[tuple], model: BiLSTMConfig, tf: Any) -> Any:
     word_spec = tf.TensorSpec(shape=(None, None), dtype=tf.int32)
     inputs_spec = {"word_ids": word_spec}
-    if job.model.char_features != "none":
-        inputs_spec["char_ids"] = tf.TensorSpec(shape=(None, None, job.model.max_word_length), dtype=tf.int32)
+    if model.char_features != "none":
+        inputs_spec["char_ids"] = tf.TensorSpec(shape=(None, None, model.max_word_length), dtype=tf.int32)
     label_spec = tf.TensorSpec(shape=(None, None), dtype=tf.int32)
 
     def generate():
@@ -180,12 +158,11 @@ def _as_tf_dataset(batches: list[tuple], job: Any, tf: Any) -> Any:
 class DevSet:
     """The dev split, pre-batched by length, evaluated at entity or token level."""
 
-    def __init__(self, corpus: Any, split: str, use_chars: bool, max_word_length: int, constrained: bool = True,
-                 batch_size: int = 256):
+    def __init__(self, corpus: PreparedCorpus, split: str, use_chars: bool, max_word_length: int,
+                 constrained: bool = True, batch_size: int = 256):
         from raytag.models import bilstm
 
         self.constrained = constrained
-        corpus.require_split(split)
         columns = ["word_ids", "tags", "tokens"]
         table = corpus.table(split, columns=columns)
         self.tags = table.column("tags").to_pylist()
@@ -203,9 +180,9 @@ class DevSet:
             )
             self.batches.append((index, inputs))
 
-    def evaluate(self, model: Any, corpus: Any) -> dict[str, float]:
+    def evaluate(self, model: Any, corpus: PreparedCorpus) -> dict[str, float]:
         from raytag.decoding import decode
-        from raytag.evaluate import evaluation_report
+        from raytag.evaluate import evaluation_report, finite, headline_metrics
         from raytag.models import bilstm
 
         labels = corpus.labels.items
@@ -220,14 +197,9 @@ class DevSet:
                 greedy[i] = [labels[t] for t in path]
         report = evaluation_report(self.tags, constrained, entity=corpus.entity)
         greedy_report = evaluation_report(self.tags, greedy, entity=corpus.entity)
-        chosen = report if self.constrained else greedy_report
-        metrics = {"dev_score": float(chosen["score"]), "dev_accuracy": float(chosen["token_accuracy"])}
+        metrics = headline_metrics(report if self.constrained else greedy_report, "dev")
         if corpus.entity:
-            metrics.update(
-                dev_f1=float(chosen["micro"]["f1"]),
-                dev_precision=float(chosen["micro"]["precision"]),
-                dev_recall=float(chosen["micro"]["recall"]),
-                dev_f1_constrained=float(report["micro"]["f1"]),
-                dev_f1_argmax=float(greedy_report["micro"]["f1"]),
-            )
-        return {k: (v if math.isfinite(v) else 0.0) for k, v in metrics.items()}
+            # Both decodings, so a run shows what the transition constraints are worth.
+            metrics.update(dev_f1_constrained=float(report["micro"]["f1"]),
+                           dev_f1_argmax=float(greedy_report["micro"]["f1"]))
+        return finite(metrics)

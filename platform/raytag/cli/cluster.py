@@ -8,7 +8,18 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from raytag.cli import AddressOption, SetOption, _fail, _job_session, _quiet_ray, app, console
+from raytag.cli._util import (
+    AddressOption,
+    RegistryOption,
+    SetOption,
+    VerboseOption,
+    announce_prepare,
+    app,
+    console,
+    fail,
+    job_session,
+    quiet_ray,
+)
 from raytag.errors import RaytagError
 
 
@@ -18,24 +29,20 @@ def tune(
     overrides: SetOption = None,
     address: AddressOption = None,
     fresh: Annotated[bool, typer.Option(help="Start a new search even if one can be resumed.")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Ray progress logs.")] = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Search hyperparameters with Ray Tune (ASHA on dev score); export and register the best trial."""
-    from raytag.prepare import prepare as run_prepare
+    from raytag.prepare import ensure_prepared
     from raytag.tune import load_search, run_search
 
-    _quiet_ray(verbose)
+    quiet_ray(verbose)
     try:
         search, base = load_search(config, overrides or [])
-        with _job_session(base, address, log_to_driver=verbose):
-            directory = Path(base.prepared_dir())
-            if not (directory / "manifest.json").is_file():
-                console.print(f"preparing {base.name} → {directory}")
-                run_prepare(base, directory)
+        with job_session(base, address, log_to_driver=verbose):
+            directory = ensure_prepared(base, announce=announce_prepare(base))
             outcome = run_search(search, base, directory, fresh=fresh)
     except (RaytagError, FileExistsError, FileNotFoundError, RuntimeError) as exc:
-        _fail(exc)
-        return
+        fail(exc)
     table = Table(title=f"{search.name}{' (resumed)' if outcome.restored else ''}")
     for column in outcome.table.columns:
         table.add_column(str(column))
@@ -60,7 +67,7 @@ def submit(
 ) -> None:
     """Submit a job to a running Ray cluster through the Ray Jobs API (token auth: RAY_AUTH_MODE=token)."""
     from raytag import jobs
-    from raytag.config import load_any
+    from raytag.jobfiles import load_any
 
     try:
         if command == "tune":
@@ -71,8 +78,7 @@ def submit(
             load_any(config, overrides or [])
         submission_id = jobs.submit(address, command, str(config), overrides or [], working_dir=working_dir)
     except (RaytagError, ValueError, RuntimeError, ConnectionError) as exc:
-        _fail(exc)
-        return
+        fail(exc)
     console.print(f"submitted [bold]{submission_id}[/] to {address}")
     if wait_for:
         status = jobs.wait(address, submission_id)
@@ -144,7 +150,7 @@ def jobs_list(address: JobAddress = "http://127.0.0.1:8265") -> None:
 def serve_models(
     refs: Annotated[list[str] | None, typer.Argument(help="Registry references to serve (name[@version|@alias]).")] = None,
     config: Annotated[Path | None, typer.Option(help="A Serve config file (serve/*.yaml) instead of refs.")] = None,
-    registry: Annotated[str, typer.Option(help="Registry root.")] = "runs/registry",
+    registry: RegistryOption = "runs/registry",
     host: Annotated[str, typer.Option(help="Interface to bind; keep 127.0.0.1 unless behind a proxy.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="HTTP port.")] = 8000,
     address: AddressOption = None,
@@ -162,9 +168,9 @@ def serve_models(
     from raytag.serving.deploy import app_config, deploy, load_config
     from raytag.session import ray_session
 
-    _quiet_ray(False)
+    quiet_ray(False)
     if bool(refs) == bool(config):
-        _fail(RaytagError("give model references or --config, not both (and not neither)"))
+        fail(RaytagError("give model references or --config, not both (and not neither)"))
     try:
         if config is not None:
             serve_config = load_config(config)
@@ -186,4 +192,4 @@ def serve_models(
             except KeyboardInterrupt:
                 serve.shutdown()
     except (RaytagError, RuntimeError, TimeoutError, ValueError) as exc:
-        _fail(exc)
+        fail(exc)

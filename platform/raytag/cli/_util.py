@@ -1,15 +1,21 @@
-"""How the ``raytag`` command line reports failures: one ``error:`` line and an exit code.
+"""What every ``raytag`` command shares: the Typer app, options, failure reporting, Ray sessions.
 
-Exit code 2 means the input is wrong (a config, a corpus, a path; typer uses 2 for usage
-errors too) and 1 that raytag itself failed. The traceback is printed only with
-``--verbose``, on the commands that have it.
+Failures end as one ``error:`` line and an exit code. Exit code 2 means the input is
+wrong (a config, a corpus, a path; typer uses 2 for usage errors too) and 1 that raytag
+itself failed. The traceback is printed only with ``--verbose``, on the commands that
+have it.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import traceback
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from contextvars import ContextVar
-from typing import Any, NoReturn
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -18,7 +24,11 @@ from typer.core import TyperGroup
 
 from raytag.errors import RaytagError
 
+if TYPE_CHECKING:
+    from raytag.config import JobConfig
+
 EXIT_USER, EXIT_INTERNAL = 2, 1
+console = Console()
 err_console = Console(stderr=True)
 # (the command has --verbose, it was given) for the command line being run.
 _VERBOSITY: ContextVar[tuple[bool, bool]] = ContextVar("raytag_verbosity", default=(False, False))
@@ -87,3 +97,47 @@ def fail(exc: BaseException) -> NoReturn:
             message += " (rerun with --verbose for the traceback)"
     err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=EXIT_USER if user else EXIT_INTERNAL)
+
+
+app = typer.Typer(
+    name="raytag",
+    cls=CommandGroup,
+    help="Prepare corpora, train, tune and serve sequence taggers on Ray.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Dotted override, e.g. --set split.seed=7 (repeatable)."),
+]
+AddressOption = Annotated[
+    str | None,
+    typer.Option("--address", help="Ray cluster address (default: RAY_ADDRESS, else a new local Ray)."),
+]
+RegistryOption = Annotated[str, typer.Option(help="Registry root.")]
+VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Show Ray progress logs.")]
+
+
+def quiet_ray(verbose: bool) -> None:
+    # Ray Data logs every execution at INFO; a CLI run wants the result, not the plan.
+    if verbose:
+        return
+    os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+    for name in ("ray", "ray.data", "ray.data._internal"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def job_session(job: JobConfig, address: str | None, log_to_driver: bool = True) -> AbstractContextManager[None]:
+    """The Ray a job runs on: --address, else the job's ray.address, else a new local Ray."""
+    from raytag.session import ray_session
+
+    return ray_session(
+        address or job.ray.address, num_cpus=job.ray.num_cpus, object_store_memory=job.ray.object_store_memory,
+        log_to_driver=log_to_driver,
+    )
+
+
+def announce_prepare(job: JobConfig) -> Callable[[Path], None]:
+    """What the CLI prints before a command prepares a missing corpus first."""
+    return lambda directory: console.print(f"preparing {job.name} → {directory}")

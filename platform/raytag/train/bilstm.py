@@ -1,0 +1,65 @@
+"""The BiLSTM kind: tf-keras on Ray Train's ``TensorflowTrainer``, artifacts in Keras format."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from raytag.artifact_files import KERAS_STATE, KERAS_WEIGHTS, VOCAB_FILES
+from raytag.config import BiLSTMConfig, JobConfig
+from raytag.corpus.prepared import PreparedCorpus
+from raytag.train.adapter import History, WorkerRun, typed_model
+
+if TYPE_CHECKING:
+    from raytag.encode_stage import EncodeStage
+
+
+def model_config(job: JobConfig) -> BiLSTMConfig:
+    return typed_model(job, BiLSTMConfig)
+
+
+class BiLSTMAdapter:
+    kind = "bilstm"
+
+    def prepare_stages(self, job: JobConfig) -> list[EncodeStage]:
+        return []  # word and char ids are what every prepared corpus has
+
+    def check_prepared(self, corpus: PreparedCorpus) -> None:
+        return None
+
+    def train_columns(self, job: JobConfig) -> list[str]:
+        return ["word_ids", "tag_ids", "tokens"]
+
+    def worker_loop(self) -> Callable[[dict[str, Any]], None]:
+        from raytag.train.keras_loop import train_loop
+
+        return train_loop
+
+    def worker_env(self, job: JobConfig) -> dict[str, str]:
+        return {}
+
+    def trainer(self, loop: Callable[[dict[str, Any]], None], run: WorkerRun, train_set: Any, scaling: Any,
+                run_config: Any) -> Any:
+        from ray.train.tensorflow import TensorflowTrainer
+
+        # Each worker reads its own shard of the split (Ray Data splits "train" by default).
+        return TensorflowTrainer(loop, train_loop_config=run.loop_config(), scaling_config=scaling,
+                                 run_config=run_config, datasets={"train": train_set})
+
+    def history(self, checkpoint_dir: Path) -> History:
+        return list(json.loads((checkpoint_dir / KERAS_STATE).read_text())["history"])
+
+    def export(self, job: JobConfig, corpus: PreparedCorpus, checkpoint_dir: Path, out: Path) -> dict[str, Any]:
+        """Rebuild the model outside any strategy, load the checkpoint's weights, save it."""
+        from raytag.models import bilstm
+
+        model_cfg = model_config(job)
+        model = bilstm.build_model(model_cfg, len(corpus.words), len(corpus.chars), len(corpus.labels))
+        model.load_weights(str(checkpoint_dir / KERAS_WEIGHTS))
+        bilstm.save_model(model, out, model_cfg)
+        for name in VOCAB_FILES:
+            shutil.copyfile(corpus.directory / name, out / name)
+        return {"char_features": model_cfg.char_features, "max_word_length": model_cfg.max_word_length}
