@@ -26,6 +26,8 @@ import yaml
 
 from tests.helpers import synthetic_conll, write
 
+pytestmark = pytest.mark.slow  # a whole cluster session
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 GCS_PORT, DASHBOARD_PORT, SERVE_PORT = 26379, 28265, 28000
@@ -139,10 +141,15 @@ def test_submit_train_serve_and_tune_on_a_ray_start_cluster(cluster):
             pass
         assert time.monotonic() < deadline, "the served model never became ready"
         time.sleep(1)
-    response = httpx.post(f"http://127.0.0.1:{SERVE_PORT}/v1/models/tiny/tag", json={"text": "Ada lives in Paris ."},
+    text = "Ada lives in Paris ."
+    response = httpx.post(f"http://127.0.0.1:{SERVE_PORT}/v1/models/tiny/tag", json={"text": text, "return_tokens": True},
                           headers={"Authorization": f"Bearer {API_KEY}"}, timeout=30)
     assert response.status_code == 200, response.text
-    assert len(response.json()["results"][0]["entities"]) >= 0
+    [result] = response.json()["results"]
+    assert [(t["text"], t["start"], t["end"]) for t in result["tokens"]] == [
+        ("Ada", 0, 3), ("lives", 4, 9), ("in", 10, 12), ("Paris", 13, 18), (".", 19, 20)]
+    for entity in result["entities"]:  # whatever the tiny model finds, it is a span of the input
+        assert text[entity["start"] : entity["end"]] == entity["word"]
     _run([str(BIN / "serve"), "shutdown", "-y", "--address", ADDRESS], env, cwd=work)
 
     # 4. a 2-trial Tune search as a submitted job

@@ -16,6 +16,8 @@ import pytest
 from tests.helpers import publish_bilstm
 from tests.integration.test_serve import replica_stats
 
+pytestmark = pytest.mark.slow  # load steps, replica restarts
+
 PORT = 18433
 BASE = f"http://127.0.0.1:{PORT}"
 KEY = "scaling-key-91c2"

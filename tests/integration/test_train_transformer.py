@@ -16,6 +16,8 @@ from raytag.tagger import load_tagger
 from raytag.train.seams import Fault, Seams
 from tests.helpers import synthetic_conll, tiny_encoder, write
 
+pytestmark = pytest.mark.slow  # trains models on Ray Train
+
 OVERFIT = "\n".join(
     ["Ada B-PER\nlives O\nin O\nParis B-LOC\n. O\n"] * 24 + ["Grace B-PER\nHopper I-PER\nleft O\nOslo B-LOC\n"] * 24
 )
@@ -106,6 +108,7 @@ def test_overfit_save_reload_identical_predictions_and_hf_pipeline(ray_local, tm
     # spans index the raw text. (Positions past those seen in training may tag differently.)
     long_text = " ".join(["Ada lives in Paris ."] * 20)
     result = load_tagger("overfit", job.registry.root).predict([long_text])[0]
-    assert len(result.tokens) == 100 and all(t.tag in version.labels for t in result.tokens)
+    assert len(result.tokens) == 100
+    assert [t.text for t in result.tokens[:5]] == ["Ada", "lives", "in", "Paris", "."]
     assert [(e.entity_group, e.word) for e in result.entities[:2]] == [("PER", "Ada"), ("LOC", "Paris")]
     assert all(long_text[e.start : e.end] == e.word for e in result.entities)

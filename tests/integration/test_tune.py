@@ -12,6 +12,8 @@ from raytag.train.seams import Fault, Seams
 from raytag.tune import load_search, run_search
 from tests.helpers import synthetic_conll, write
 
+pytestmark = pytest.mark.slow  # runs Tune searches
+
 
 def _files(tmp):
     corpus = write(tmp, "c.conll", synthetic_conll(160, seed=9))

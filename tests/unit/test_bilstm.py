@@ -90,6 +90,7 @@ def trained() -> Callable[[str], keras.Model]:
     return get
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("char_features", ["none", "cnn"])
 def test_overfits_then_round_trips_through_keras_format(trained, char_features: str, tmp_path) -> None:
     model = trained(char_features)
@@ -111,6 +112,7 @@ def test_overfits_then_round_trips_through_keras_format(trained, char_features: 
     assert loaded.optimizer.iterations.numpy() == model.optimizer.iterations.numpy()
 
 
+@pytest.mark.slow
 def test_char_bilstm_round_trips_and_ignores_padding(tmp_path) -> None:
     keras.utils.set_random_seed(1)
     # Recurrent dropout on the word LSTMs covers that option too (and builds faster).
@@ -142,6 +144,7 @@ def test_char_features_ignore_character_padding(kind: str) -> None:
     assert np.abs(layer(long).numpy()[0, 0] - features[0, 0]).max() > 1e-4
 
 
+@pytest.mark.slow  # shares the trained models above
 @pytest.mark.parametrize("char_features", ["none", "cnn"])
 def test_padding_never_changes_real_predictions(trained, char_features: str) -> None:
     model = trained(char_features)

@@ -229,6 +229,7 @@ def test_zip_and_gzip_sources(tmp_path):
         assert len(read_corpus(source, CONLL_OPTS).sentences) == 3
 
 
+@pytest.mark.slow
 def test_bundled_gmb_is_readable():
     result = read_corpus("raytag:gmb", GMB_OPTS)
     assert len(result.sentences) == 47_959
