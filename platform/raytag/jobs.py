@@ -42,12 +42,25 @@ def client(address: str) -> Any:
     return JobSubmissionClient(address)
 
 
+# A head node that has just started answers "No available agent to submit job" until its
+# job agent has registered (seconds; longer on a busy machine): worth waiting for, not failing.
+AGENT_NOT_READY = "No available agent to submit job"
+
+
 def submit(address: str, command: str, job_file: str, overrides: Iterable[str] = (), *,
-           working_dir: str | Path = ".", env_vars: dict[str, str] | None = None) -> str:
+           working_dir: str | Path = ".", env_vars: dict[str, str] | None = None, agent_wait_s: float = 60.0) -> str:
     """Submit a raytag command as a Ray job; returns the submission id."""
-    return client(address).submit_job(
-        entrypoint=entrypoint(command, job_file, overrides), runtime_env=runtime_env(working_dir, env_vars),
-    )
+    jobs = client(address)
+    deadline = time.monotonic() + agent_wait_s
+    while True:
+        try:
+            return jobs.submit_job(
+                entrypoint=entrypoint(command, job_file, overrides), runtime_env=runtime_env(working_dir, env_vars),
+            )
+        except RuntimeError as exc:
+            if AGENT_NOT_READY not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(1.0)
 
 
 def wait(address: str, submission_id: str, timeout_s: float = 3600, poll_s: float = 2.0) -> str:
