@@ -67,7 +67,8 @@ class OnnxTransformerTagger:
     kind = "transformer"
     runtime = RUNTIME
 
-    def __init__(self, directory: str | Path, device: str = "auto") -> None:
+    def __init__(self, directory: str | Path, device: str = "auto", threads: int | None = None) -> None:
+        """``threads`` caps onnxruntime's intra-op pool (default: one thread per physical core)."""
         import onnxruntime as ort
 
         from raytag.models.transformer import load_tokenizer
@@ -85,7 +86,10 @@ class OnnxTransformerTagger:
         self.source: dict[str, Any] = dict(meta.get("source", {}))
         self.tokenizer = load_tokenizer(self.directory / ONNX_TOKENIZER_DIR)
         self.device, providers = onnx_providers(device, ort.get_available_providers())
-        self.session = ort.InferenceSession(str(self.directory / ONNX_MODEL_FILE), providers=providers)
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(self.directory / ONNX_MODEL_FILE), options, providers=providers)
         self._inputs = [i.name for i in self.session.get_inputs()]
         width = self.session.get_outputs()[0].shape[-1]
         if isinstance(width, int) and width != len(self.labels):

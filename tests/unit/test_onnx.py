@@ -149,6 +149,8 @@ def test_cli_export_registers_and_reports_errors(exported, tmp_path: Path) -> No
     assert ok.exit_code == 0, ok.output
     assert "tiny@onnx" in ok.output
     assert Registry(root).resolve("tiny@onnx").version == max(v.version for v in Registry(root).list_versions("tiny"))
+    listing = runner.invoke(app, ["models", "list", "--registry", root])
+    assert listing.exit_code == 0 and "(onnx int8)" in listing.output and "(onnx)" in listing.output
 
 
 def test_unknown_runtime_is_refused(tmp_path: Path) -> None:
