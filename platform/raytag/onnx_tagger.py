@@ -93,7 +93,8 @@ class OnnxTransformerTagger:
         self._inputs = [i.name for i in self.session.get_inputs()]
         width = self.session.get_outputs()[0].shape[-1]
         if isinstance(width, int) and width != len(self.labels):
-            raise ValueError(f"{self.directory}: the graph has {width} outputs, {TAGGER_FILE} {len(self.labels)} labels")
+            raise ValueError(f"{self.directory}: the graph has {width} outputs, "
+                             f"{TAGGER_FILE} has {len(self.labels)} labels")
 
     def _logits(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         # The PyTorch tagger never passes token_type_ids, so the model uses zeros: feed the same.
