@@ -4,7 +4,7 @@ The variant is a new version of the *same model name* (so ``models list`` shows 
 to its source and the registry verifies its checksums like any version). Its artifact
 holds ``tagger.json`` (the source's labels, decoding, ``max_length`` and ``stride``,
 plus ``"runtime": "onnx"``, the quantization and a ``source`` record: the source
-version and the sha256 of every source file), ``model.onnx`` and ``tokenizer/``.
+version and one sha256 over its manifest's file checksums), ``model.onnx`` and ``tokenizer/``.
 Publishing points only the alias ``onnx`` (fp32) or ``onnx-int8`` at it: ``latest`` and
 ``best`` keep naming PyTorch versions, so nothing that loads ``name`` changes.
 """
