@@ -29,3 +29,6 @@ CURVES_FILE = "curves.png"
 EVALUATION_DIR = "evaluation"
 # Inside a transformer artifact: the ``save_pretrained`` model and tokenizer.
 TRANSFORMER_MODEL_DIR = "model"
+# Inside an ONNX runtime variant of a transformer artifact: the graph and the tokenizer.
+ONNX_MODEL_FILE = "model.onnx"
+ONNX_TOKENIZER_DIR = "tokenizer"

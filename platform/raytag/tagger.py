@@ -10,46 +10,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from raytag.artifact_files import CHARS_FILE, TAGGER_FILE, TRANSFORMER_MODEL_DIR, WORDS_FILE
-from raytag.decoding import EntitySpan, decode, offsets_for_tokens, spans_from_tags, tokenize_with_offsets
+from raytag.decoding import decode
+from raytag.onnx_tagger import OnnxTransformerTagger
+from raytag.tagged import TaggedSentence, TaggedToken, prepare_inputs, tag_words, tagged_sentence
 
-__all__ = ["TAGGERS", "TAGGER_FILE", "TRANSFORMER_MODEL_DIR", "BiLSTMTagger", "TaggedSentence", "TaggedToken",
-           "Tagger", "TransformerTagger", "load_tagger"]
-
-
-@dataclass
-class TaggedToken:
-    text: str
-    start: int
-    end: int
-    tag: str
-    score: float
-
-
-@dataclass
-class TaggedSentence:
-    """One input's result; offsets index into ``text`` (the raw input, or the tokens joined by spaces)."""
-
-    text: str
-    tokens: list[TaggedToken] = field(default_factory=list)
-    entities: list[EntitySpan] = field(default_factory=list)
-
-    @property
-    def tags(self) -> list[str]:
-        return [t.tag for t in self.tokens]
-
-    def to_dict(self, with_tokens: bool = True) -> dict[str, Any]:
-        out: dict[str, Any] = {"text": self.text, "entities": [e.to_dict() for e in self.entities]}
-        if with_tokens:
-            out["tokens"] = [{"text": t.text, "start": t.start, "end": t.end, "tag": t.tag, "score": t.score}
-                             for t in self.tokens]
-        return out
+__all__ = ["RUNTIMES", "TAGGERS", "TAGGER_FILE", "TRANSFORMER_MODEL_DIR", "BiLSTMTagger", "TaggedSentence",
+           "TaggedToken", "Tagger", "TransformerTagger", "load_tagger"]
 
 
 class Tagger(Protocol):
@@ -60,35 +32,6 @@ class Tagger(Protocol):
 
     def predict(self, inputs: Sequence[str] | Sequence[Sequence[str]], batch_size: int = 64) -> list[TaggedSentence]:
         ...
-
-
-def _prepare_inputs(inputs: Sequence[str] | Sequence[Sequence[str]]) -> list[tuple[str, list[str], list[tuple[int, int]]]]:
-    if isinstance(inputs, str):
-        raise TypeError("predict() takes a list of texts or a list of token lists, not a single string")
-    out = []
-    for item in inputs:
-        if isinstance(item, str):
-            tokens, offsets = tokenize_with_offsets(item)
-            out.append((item, tokens, offsets))
-        elif isinstance(item, Sequence) and all(isinstance(t, str) for t in item):
-            text, offsets = offsets_for_tokens(list(item))
-            out.append((text, list(item), offsets))
-        else:
-            raise TypeError(f"expected a text or a list of token strings, got {type(item).__name__}")
-    return out
-
-
-def _tagged(item: tuple[str, list[str], list[tuple[int, int]]], probs: np.ndarray, path: Sequence[int],
-            labels: Sequence[str], entity: bool) -> TaggedSentence:
-    """One sentence's result from its per-word probabilities and decoded tag ids."""
-    text, words, offsets = item
-    scores = [float(probs[t, tag]) for t, tag in enumerate(path)]
-    tags = [labels[t] for t in path]
-    return TaggedSentence(
-        text,
-        [TaggedToken(w, s, e, tag, sc) for w, (s, e), tag, sc in zip(words, offsets, tags, scores, strict=True)],
-        spans_from_tags(tags, offsets, text, scores) if entity else [],
-    )
 
 
 class BiLSTMTagger:
@@ -122,7 +65,7 @@ class BiLSTMTagger:
         """Tag texts (tokenized by :func:`raytag.decoding.tokenize_with_offsets`) or token lists."""
         from raytag.models import bilstm
 
-        prepared = _prepare_inputs(inputs)
+        prepared = prepare_inputs(inputs)
         results: list[TaggedSentence | None] = [None] * len(prepared)
         order = np.argsort([len(p[1]) for p in prepared], kind="stable")
         for start in range(0, len(order), batch_size):
@@ -142,7 +85,7 @@ class BiLSTMTagger:
                 probs = bilstm.predict_proba(self.model, model_inputs)
             paths = decode(probs, [len(t) for t in tokens], self.labels, constrained=self.constrained)
             for row, (i, path) in enumerate(zip(nonempty, paths, strict=True)):
-                results[i] = _tagged(prepared[i], probs[row], path, self.labels, self.entity)
+                results[i] = tagged_sentence(prepared[i], probs[row], path, self.labels, self.entity)
         return [r for r in results if r is not None]
 
 
@@ -182,18 +125,11 @@ class TransformerTagger:
         """Tag texts (tokenized by :func:`raytag.decoding.tokenize_with_offsets`) or token lists."""
         from raytag.models.transformer import word_probabilities
 
-        prepared = _prepare_inputs(inputs)
+        prepared = prepare_inputs(inputs)
         probs = word_probabilities(
             self.model, self.tokenizer, [p[1] for p in prepared], self.max_length, self.stride, batch_size
         )
-        results = []
-        for item, p in zip(prepared, probs, strict=True):
-            if not item[1]:
-                results.append(TaggedSentence(item[0]))
-                continue
-            path = decode(p[None], [len(p)], self.labels, constrained=self.constrained)[0]
-            results.append(_tagged(item, p, path, self.labels, self.entity))
-        return results
+        return tag_words(prepared, probs, self.labels, self.entity, self.constrained)
 
 
 # Which class loads the artifact of each model kind (tagger.json's ``kind``). The runtime
@@ -201,6 +137,13 @@ class TransformerTagger:
 TAGGERS: dict[str, Callable[[Path, str], Tagger]] = {
     BiLSTMTagger.kind: BiLSTMTagger,
     TransformerTagger.kind: TransformerTagger,
+}
+
+# Artifacts of a kind exported to another inference runtime (tagger.json's ``runtime``):
+# same kind, labels and decoding, a different model format. No ``runtime`` means the
+# kind's own framework, as in every artifact written before runtimes existed.
+RUNTIMES: dict[tuple[str, str], Callable[[Path, str], Tagger]] = {
+    (OnnxTransformerTagger.kind, OnnxTransformerTagger.runtime): OnnxTransformerTagger,
 }
 
 
@@ -219,7 +162,11 @@ def load_tagger(ref: str | Path, registry_root: str | None = None, device: str =
 
         path = Registry(registry_root or "runs/registry").fetch(str(ref))
     meta = json.loads((path / TAGGER_FILE).read_text(encoding="utf-8"))
-    kind = meta.get("kind")
+    kind, runtime = meta.get("kind"), meta.get("runtime")
+    if runtime is not None:
+        if (kind, runtime) not in RUNTIMES:
+            raise ValueError(f"{path}: unknown runtime {runtime!r} for tagger kind {kind!r}")
+        return RUNTIMES[kind, runtime](path, device)
     if kind not in TAGGERS:
         raise ValueError(f"{path}: unknown tagger kind {kind!r}")
     return TAGGERS[kind](path, device)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -11,6 +11,14 @@ from raytag.cli._util import RegistryOption, app, console, fail
 
 models_app = typer.Typer(help="List, show and alias registered models.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+
+
+def _kind(version: Any) -> str:
+    """The kind, and the runtime of an exported variant (``transformer (onnx int8)``)."""
+    made = version.manifest.get("config") or {}
+    if not made.get("runtime"):
+        return version.kind
+    return f"{version.kind} ({made['runtime']}{' ' + made['quantize'] if made.get('quantize') else ''})"
 
 
 @models_app.command("list")
@@ -27,7 +35,7 @@ def models_list(registry: RegistryOption = "runs/registry") -> None:
         for version in reg.list_versions(name):
             tags = ", ".join(sorted(a for a, v in aliases.items() if v == version.version))
             score = version.metrics.get("test_score", version.metrics.get("dev_score"))
-            table.add_row(name, f"v{version.version}", version.kind, tags,
+            table.add_row(name, f"v{version.version}", _kind(version), tags,
                           "" if score is None else f"{score:.4f}", str(version.manifest.get("created_at", "")))
     console.print(table)
 

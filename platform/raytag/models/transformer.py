@@ -8,7 +8,7 @@ mapping live in :mod:`raytag.models.subwords`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,8 +21,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "build_model",
+    "length_batches",
     "load_tokenizer",
     "pad_features",
+    "pad_ids",
     "resolve_encoder",
     "window_probabilities",
     "word_probabilities",
@@ -60,16 +62,30 @@ def build_model(config: TransformerConfig, labels: Sequence[str], source: str | 
     return AutoModelForTokenClassification.from_pretrained(path, config=model_config, ignore_mismatched_sizes=True)
 
 
+def pad_ids(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Right-padded int64 ``input_ids`` and ``attention_mask`` arrays for a batch of id lists."""
+    width = max(len(r) for r in rows)
+    ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = row
+        mask[i, : len(row)] = 1
+    return ids, mask
+
+
+def length_batches(windows: Sequence[Window], batch_size: int) -> Iterator[list[int]]:
+    """Window indices in batches of similar length, so padding stays short."""
+    order = np.argsort([len(w.input_ids) for w in windows], kind="stable")
+    for start in range(0, len(order), batch_size):
+        yield [int(i) for i in order[start : start + batch_size]]
+
+
 def pad_features(rows: Sequence[dict[str, Sequence[int]]], pad_id: int) -> dict[str, Any]:
     """Right-pad a batch of ``input_ids`` (and ``labels`` if present) into torch tensors."""
     import torch
 
-    width = max(len(r["input_ids"]) for r in rows)
-    ids = np.full((len(rows), width), pad_id, dtype=np.int64)
-    mask = np.zeros((len(rows), width), dtype=np.int64)
-    for i, row in enumerate(rows):
-        ids[i, : len(row["input_ids"])] = row["input_ids"]
-        mask[i, : len(row["input_ids"])] = 1
+    ids, mask = pad_ids([r["input_ids"] for r in rows], pad_id)
+    width = ids.shape[1]
     batch = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
     if "labels" in rows[0]:
         labels = np.full((len(rows), width), IGNORE_INDEX, dtype=np.int64)
@@ -84,14 +100,12 @@ def window_probabilities(model: Any, windows: Sequence[Window], pad_id: int, bat
     import torch
 
     out: list[np.ndarray | None] = [None] * len(windows)
-    order = np.argsort([len(w.input_ids) for w in windows], kind="stable")
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     try:
         with torch.inference_mode():
-            for start in range(0, len(order), batch_size):
-                index = [int(i) for i in order[start : start + batch_size]]
+            for index in length_batches(windows, batch_size):
                 batch = pad_features([{"input_ids": windows[i].input_ids} for i in index], pad_id)
                 logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
                 probs = torch.softmax(logits.float(), dim=-1).cpu().numpy()

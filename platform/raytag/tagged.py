@@ -1,0 +1,92 @@
+"""Tagger results, and the input and output plumbing every tagger runtime shares.
+
+Texts are tokenized (or token lists joined) the same way, and per-word probabilities
+plus decoded tag ids become the same :class:`TaggedSentence`, whichever framework or
+runtime computed the probabilities.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from raytag.decoding import EntitySpan, decode, offsets_for_tokens, spans_from_tags, tokenize_with_offsets
+
+__all__ = ["Prepared", "TaggedSentence", "TaggedToken", "prepare_inputs", "tag_words", "tagged_sentence"]
+
+# One input: its text, its words and their character offsets in the text.
+Prepared = tuple[str, list[str], list[tuple[int, int]]]
+
+
+@dataclass
+class TaggedToken:
+    text: str
+    start: int
+    end: int
+    tag: str
+    score: float
+
+
+@dataclass
+class TaggedSentence:
+    """One input's result; offsets index into ``text`` (the raw input, or the tokens joined by spaces)."""
+
+    text: str
+    tokens: list[TaggedToken] = field(default_factory=list)
+    entities: list[EntitySpan] = field(default_factory=list)
+
+    @property
+    def tags(self) -> list[str]:
+        return [t.tag for t in self.tokens]
+
+    def to_dict(self, with_tokens: bool = True) -> dict[str, Any]:
+        out: dict[str, Any] = {"text": self.text, "entities": [e.to_dict() for e in self.entities]}
+        if with_tokens:
+            out["tokens"] = [{"text": t.text, "start": t.start, "end": t.end, "tag": t.tag, "score": t.score}
+                             for t in self.tokens]
+        return out
+
+
+def prepare_inputs(inputs: Sequence[str] | Sequence[Sequence[str]]) -> list[Prepared]:
+    if isinstance(inputs, str):
+        raise TypeError("predict() takes a list of texts or a list of token lists, not a single string")
+    out = []
+    for item in inputs:
+        if isinstance(item, str):
+            tokens, offsets = tokenize_with_offsets(item)
+            out.append((item, tokens, offsets))
+        elif isinstance(item, Sequence) and all(isinstance(t, str) for t in item):
+            text, offsets = offsets_for_tokens(list(item))
+            out.append((text, list(item), offsets))
+        else:
+            raise TypeError(f"expected a text or a list of token strings, got {type(item).__name__}")
+    return out
+
+
+def tagged_sentence(item: Prepared, probs: np.ndarray, path: Sequence[int],
+            labels: Sequence[str], entity: bool) -> TaggedSentence:
+    """One sentence's result from its per-word probabilities and decoded tag ids."""
+    text, words, offsets = item
+    scores = [float(probs[t, tag]) for t, tag in enumerate(path)]
+    tags = [labels[t] for t in path]
+    return TaggedSentence(
+        text,
+        [TaggedToken(w, s, e, tag, sc) for w, (s, e), tag, sc in zip(words, offsets, tags, scores, strict=True)],
+        spans_from_tags(tags, offsets, text, scores) if entity else [],
+    )
+
+
+def tag_words(prepared: Sequence[Prepared], probs: Sequence[np.ndarray], labels: Sequence[str], entity: bool,
+              constrained: bool) -> list[TaggedSentence]:
+    """Decode each sentence's ``[num_words, num_labels]`` probabilities into its result."""
+    results = []
+    for item, p in zip(prepared, probs, strict=True):
+        if not item[1]:
+            results.append(TaggedSentence(item[0]))
+            continue
+        path = decode(p[None], [len(p)], labels, constrained=constrained)[0]
+        results.append(tagged_sentence(item, p, path, labels, entity))
+    return results
