@@ -33,8 +33,8 @@ if TYPE_CHECKING:
 
     from raytag.tagger import Tagger
 
-__all__ = ["OUTPUT_FORMATS", "REJECTS_FILE", "BatchOptions", "BatchSummary", "batch_predict", "output_rows",
-           "tag_rows", "write_shard"]
+__all__ = ["OUTPUT_FORMATS", "REJECTS_FILE", "BatchOptions", "BatchPlan", "BatchSummary", "batch_predict", "output_rows",
+           "plan_batch", "run_batch", "tag_rows", "write_shard"]
 
 OUTPUT_FORMATS = ("jsonl", "parquet")
 REJECTS_FILE = "rejects.jsonl"
@@ -266,38 +266,41 @@ def _write_stage(batch: pa.Table, out: str, output_format: str, with_tags: bool)
     return pa.Table.from_pylist([write_shard(batch.to_pylist(), out, output_format, with_tags)])
 
 
-def batch_predict(
-    inputs: Sequence[str],
-    out: str | Path,
-    ref: str,
-    *,
-    registry_root: str | None = None,
-    options: BatchOptions | None = None,
-    progress: Callable[[BatchSummary], None] | None = None,
-) -> BatchSummary:
-    """Tag every record of ``inputs`` with the tagger ``ref`` on the Ray this process is connected to.
+@dataclass(frozen=True)
+class BatchPlan:
+    """What the driver settled before any Ray work: the files, the pinned model, the output."""
 
-    Writes ``part-*.jsonl`` or ``part-*.parquet`` shards (names sort in input order) and,
-    when any record was bad, ``rejects.jsonl`` under ``out`` (a local directory, or a URI
-    every node can reach when running on a cluster). ``progress`` is called after each shard.
-    """
+    files: list[str]
+    ref: str
+    registry_root: str | None
+    out: str
+    options: BatchOptions
+
+
+def plan_batch(inputs: Sequence[str], out: str | Path, ref: str, *, registry_root: str | None = None,
+               options: BatchOptions | None = None) -> BatchPlan:
+    """Expand the inputs, pin the model, create ``out``: bad input fails here, before Ray starts."""
+    files = expand_inputs(inputs)
+    pinned = pin_model(ref, registry_root)
+    _prepare_out(str(out))
+    return BatchPlan(files, pinned, registry_root, str(out), options or BatchOptions())
+
+
+def run_batch(plan: BatchPlan, progress: Callable[[BatchSummary], None] | None = None) -> BatchSummary:
+    """Run a plan on the Ray this process is connected to; ``progress`` is called after each shard."""
     import ray
     from ray.data import DataContext
 
-    options = options or BatchOptions()
-    out = str(out)
-    files = expand_inputs(inputs)
-    ref = pin_model(ref, registry_root)
-    _prepare_out(out)
+    options, out = plan.options, plan.out
     DataContext.get_current().execution_options.preserve_order = True
     items = [{"file_index": i, "source": f, "format": detect_format(f, options.inputs.format)}
-             for i, f in enumerate(files)]
+             for i, f in enumerate(plan.files)]
     ds = ray.data.from_items(items, override_num_blocks=len(items))
     ds = ds.map_batches(_read_stage, batch_size=1, batch_format="numpy", fn_kwargs={"options": options.inputs})
     ds = ds.map_batches(
         TaggerActor, batch_size=options.batch_size, batch_format="pyarrow", concurrency=options.concurrency,
         num_cpus=options.num_cpus, num_gpus=options.num_gpus or None,
-        fn_constructor_kwargs={"ref": ref, "registry_root": registry_root, "device": options.device,
+        fn_constructor_kwargs={"ref": plan.ref, "registry_root": plan.registry_root, "device": options.device,
                                "batch_size": options.batch_size},
     )
     ds = ds.map_batches(_write_stage, batch_size=options.shard_rows, batch_format="pyarrow",
@@ -320,6 +323,24 @@ def batch_predict(
     summary.examples = summary.examples[:10]
     summary.rejects_file = _merge_rejects(out)
     return summary
+
+
+def batch_predict(
+    inputs: Sequence[str],
+    out: str | Path,
+    ref: str,
+    *,
+    registry_root: str | None = None,
+    options: BatchOptions | None = None,
+    progress: Callable[[BatchSummary], None] | None = None,
+) -> BatchSummary:
+    """Tag every record of ``inputs`` with the tagger ``ref`` on the Ray this process is connected to.
+
+    Writes ``part-*.jsonl`` or ``part-*.parquet`` shards (names sort in input order) and,
+    when any record was bad, ``rejects.jsonl`` under ``out`` (a local directory, or a URI
+    every node can reach when running on a cluster). ``progress`` is called after each shard.
+    """
+    return run_batch(plan_batch(inputs, out, ref, registry_root=registry_root, options=options), progress)
 
 
 def summary_dict(summary: BatchSummary) -> dict[str, Any]:

@@ -73,7 +73,7 @@ def evaluate(
         from raytag.robustness import format_robustness
 
         console.print(format_robustness(report["robustness"]), highlight=False)
-    console.print(f"wrote report.json, report.txt and confusion.png to {out}", highlight=False)
+    console.print(f"wrote report.json, report.txt and confusion.png to {out}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -127,7 +127,7 @@ def _predict_batch(model: str, inputs: list[str], out: str, *, registry: str, to
                    format: str | None, column: str | None, output_format: str, batch_size: int, concurrency: int,
                    num_cpus: float, num_gpus: float, max_chars: int, address: str | None, verbose: bool) -> None:
     from raytag.batch_inputs import InputOptions
-    from raytag.batch_predict import BatchOptions, BatchSummary, batch_predict
+    from raytag.batch_predict import BatchOptions, BatchSummary, plan_batch, run_batch
     from raytag.session import ray_session
 
     quiet_ray(verbose)
@@ -137,21 +137,22 @@ def _predict_batch(model: str, inputs: list[str], out: str, *, registry: str, to
             with_tags=tokens, batch_size=batch_size, concurrency=concurrency, num_cpus=num_cpus, num_gpus=num_gpus,
             device=device,
         )
+        plan = plan_batch(inputs, out, model, registry_root=registry, options=options)
         with console.status("tagging…") as status:
 
             def progress(s: BatchSummary) -> None:
                 status.update(f"{s.rows:,} rows, {s.rejects:,} rejects, {s.words_per_second:,.0f} words/s")
 
             with ray_session(address, log_to_driver=verbose):
-                summary = batch_predict(inputs, out, model, registry_root=registry, options=options, progress=progress)
+                summary = run_batch(plan, progress)
     except (RaytagError, FileNotFoundError, ValueError) as exc:
         fail(exc)
     for where, reason in summary.examples:
-        err_console.print(f"[yellow]rejected:[/] {escape(f'{where}: {reason}')}", highlight=False)
+        err_console.print(f"[yellow]rejected:[/] {escape(f'{where}: {reason}')}", highlight=False, soft_wrap=True)
     if summary.rejects > len(summary.examples):
         err_console.print(f"… and {summary.rejects - len(summary.examples)} more", highlight=False)
     console.print(f"{summary.rows:,} rows tagged, {summary.rejects:,} rejected, {summary.words:,} words in "
                   f"{summary.seconds:.1f} s ({summary.words_per_second:,.0f} words/s) → {out} "
-                  f"({len(summary.shards)} shard{'s' * (len(summary.shards) != 1)})", highlight=False)
+                  f"({len(summary.shards)} shard{'s' * (len(summary.shards) != 1)})", highlight=False, soft_wrap=True)
     if summary.rejects_file:
-        console.print(f"rejects: {summary.rejects_file}", highlight=False)
+        console.print(f"rejects: {summary.rejects_file}", highlight=False, soft_wrap=True)
