@@ -292,7 +292,20 @@ def run_batch(plan: BatchPlan, progress: Callable[[BatchSummary], None] | None =
     from ray.data import DataContext
 
     options, out = plan.options, plan.out
-    DataContext.get_current().execution_options.preserve_order = True
+    context = DataContext.get_current()
+    kept = context.execution_options.preserve_order
+    # Shards are named by their first record, which only sorts them if batches stay in input order.
+    context.execution_options.preserve_order = True
+    try:
+        return _execute(plan, progress)
+    finally:
+        context.execution_options.preserve_order = kept
+
+
+def _execute(plan: BatchPlan, progress: Callable[[BatchSummary], None] | None) -> BatchSummary:
+    import ray
+
+    options, out = plan.options, plan.out
     items = [{"file_index": i, "source": f, "format": detect_format(f, options.inputs.format)}
              for i, f in enumerate(plan.files)]
     ds = ray.data.from_items(items, override_num_blocks=len(items))
