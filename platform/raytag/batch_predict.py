@@ -282,8 +282,13 @@ def plan_batch(inputs: Sequence[str], out: str | Path, ref: str, *, registry_roo
     """Expand the inputs, pin the model, create ``out``: bad input fails here, before Ray starts."""
     files = expand_inputs(inputs)
     pinned = pin_model(ref, registry_root)
-    _prepare_out(str(out))
-    return BatchPlan(files, pinned, registry_root, str(out), options or BatchOptions())
+    # Absolute paths, as Ray workers need not share the driver's working directory.
+    out = str(out) if "://" in str(out) else str(Path(out).resolve())
+    files = [f if "://" in f else str(Path(f).resolve()) for f in files]
+    _prepare_out(out)
+    root = registry_root or "runs/registry"
+    root = root if "://" in root else str(Path(root).resolve())
+    return BatchPlan(files, pinned, root, out, options or BatchOptions())
 
 
 def run_batch(plan: BatchPlan, progress: Callable[[BatchSummary], None] | None = None) -> BatchSummary:
