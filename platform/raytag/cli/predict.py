@@ -23,7 +23,7 @@ def _is_prepared(paths: list[str]) -> bool:
 
 @app.command()
 def evaluate(
-    model: Annotated[str, typer.Argument(help="Registry reference (name[@version|@alias]) or artifact directory.")],
+    model: Annotated[str, typer.Argument(help="Registry reference (name\\[@version|@alias]) or artifact directory.")],
     data: Annotated[list[str], typer.Argument(
         help="A prepared corpus directory (it has manifest.json; scored on --split), "
              "or labelled files and globs (CoNLL, JSONL, GMB CSV) read as they are.")],
