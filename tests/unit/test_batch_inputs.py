@@ -211,3 +211,27 @@ def test_write_shard_parquet(tmp_path):
     assert table.column("tags").to_pylist() == [["B-PER", "O", "B-PER"], ["B-PER", "O"]]
     assert table.column("entities").to_pylist()[1] == [
         {"entity_group": "PER", "score": 1.0, "word": "Grace", "start": 0, "end": 5}]
+
+
+def test_the_stages_chain_without_ray(tmp_path):
+    """read → tag → write as the Ray stages call them, on the tiny tagger: Arrow schemas and alignment."""
+    import numpy as np
+
+    from raytag.batch_predict import TaggerActor, _read_stage, _write_stage, plan_batch
+    from raytag.tagger import load_tagger
+    from tests.helpers import publish_bilstm
+
+    publish_bilstm(tmp_path / "registry", "tiny")
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b'{"id": 1, "text": "my name is wolfgang"}\n\xff\n{"id": 3, "tokens": ["i", "live"]}\n')
+    plan = plan_batch([str(source)], tmp_path / "out", "tiny", registry_root=str(tmp_path / "registry"))
+    assert plan.ref == "tiny@v1" and plan.files == [str(source)]
+    table = _read_stage({"file_index": np.array([0]), "source": np.array(plan.files), "format": np.array(["jsonl"])},
+                        InputOptions())
+    tagged = TaggerActor(plan.ref, plan.registry_root, "cpu", 2)(table)
+    written = _write_stage(tagged, plan.out, "jsonl", True).to_pylist()[0]
+    assert (written["rows"], written["rejects"], written["words"]) == (2, 1, 6)
+    rows = [json.loads(x) for x in (tmp_path / "out" / written["shard"]).read_text().splitlines()]
+    expected = load_tagger("tiny", str(tmp_path / "registry")).predict(["my name is wolfgang", ["i", "live"]])
+    assert [r["id"] for r in rows] == [1, 3]
+    assert [r["tags"] for r in rows] == [e.tags for e in expected]
