@@ -65,6 +65,7 @@ def _read_jsonl_shards(out: Path) -> list[dict]:
     return [json.loads(line) for shard in shards for line in shard.read_text().splitlines()]
 
 
+@pytest.mark.slow  # two actors each loading TensorFlow: about 20 s on 2 cores
 def test_every_format_keeps_order_ids_and_matches_in_process_predict(ray_local, registry, tmp_path):
     files = _inputs(tmp_path)
     out = tmp_path / "out"
