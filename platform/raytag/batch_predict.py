@@ -316,7 +316,8 @@ def _execute(plan: BatchPlan, progress: Callable[[BatchSummary], None] | None) -
     ds = ray.data.from_items(items, override_num_blocks=len(items))
     ds = ds.map_batches(_read_stage, batch_size=1, batch_format="numpy", fn_kwargs={"options": options.inputs})
     ds = ds.map_batches(
-        TaggerActor, batch_size=options.batch_size, batch_format="pyarrow", concurrency=options.concurrency,
+        TaggerActor, batch_size=options.batch_size, batch_format="pyarrow",
+        compute=ray.data.ActorPoolStrategy(size=options.concurrency),
         num_cpus=options.num_cpus, num_gpus=options.num_gpus or None,
         fn_constructor_kwargs={"ref": plan.ref, "registry_root": plan.registry_root, "device": options.device,
                                "batch_size": options.batch_size},
