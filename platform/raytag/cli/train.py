@@ -1,4 +1,4 @@
-"""``raytag train``, ``evaluate``, ``predict`` and ``demo``: taggers from a job to its predictions."""
+"""``raytag train`` and ``demo``: taggers from a job to a registered model."""
 
 from __future__ import annotations
 
@@ -58,50 +58,6 @@ def metrics_table(metrics: dict[str, Any]) -> Table:
     for key, value in sorted(metrics.items()):
         table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
     return table
-
-
-@app.command()
-def evaluate(
-    model: Annotated[str, typer.Argument(help="Registry reference (name[@version|@alias]) or artifact directory.")],
-    prepared: Annotated[Path, typer.Argument(help="Prepared corpus directory.")],
-    split: Annotated[str, typer.Option(help="Split to evaluate.")] = "test",
-    registry: RegistryOption = "runs/registry",
-    out: Annotated[Path | None, typer.Option(help="Where to save report.json/.txt and confusion.png.")] = None,
-) -> None:
-    """Evaluate a tagger on a prepared split: entity P/R/F1 (seqeval) or token accuracy."""
-    from raytag.artifact import evaluate_tagger
-    from raytag.corpus.prepared import PreparedCorpus
-    from raytag.evaluate import format_report
-    from raytag.tagger import load_tagger
-
-    try:
-        tagger = load_tagger(model, registry)
-        corpus = PreparedCorpus(prepared)
-        report = evaluate_tagger(tagger, corpus, split, out or Path("runs") / "evaluations" / model.replace("@", "_") / split)
-    except (RaytagError, FileNotFoundError, KeyError, ValueError) as exc:
-        fail(exc)
-    console.print(format_report(report), highlight=False)
-
-
-@app.command()
-def predict(
-    model: Annotated[str, typer.Argument(help="Registry reference or artifact directory.")],
-    texts: Annotated[list[str], typer.Argument(help="Texts to tag.")],
-    registry: RegistryOption = "runs/registry",
-    tokens: Annotated[bool, typer.Option(help="Print per-token tags too.")] = False,
-    device: Annotated[str, typer.Option(help="auto (a visible GPU if any, else cpu), cpu, cuda or cuda:N.")] = "auto",
-) -> None:
-    """Tag raw texts and print entity spans (and tags) as JSON."""
-    import json
-
-    from raytag.tagger import load_tagger
-
-    try:
-        tagger = load_tagger(model, registry, device=device)
-    except (RaytagError, FileNotFoundError, ValueError) as exc:
-        fail(exc)
-    for sentence in tagger.predict(texts):
-        console.print_json(json.dumps(sentence.to_dict(with_tokens=tokens)))
 
 
 @app.command()
