@@ -21,12 +21,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     ``ray`` (uses the session's local Ray, or a cluster of its own), ``e2e`` (tests/e2e),
     ``data`` (tests/data, the full corpora); ``slow`` is set by hand on long tests."""
 
-    def uses_ray(item: pytest.Item) -> bool:
-        return "ray_local" in getattr(item, "fixturenames", ()) or item.path.parent.name == "e2e"
+    def uses_session_ray(item: pytest.Item) -> bool:
+        return "ray_local" in getattr(item, "fixturenames", ())
 
-    # Tests that use Ray run last, so every test before them runs while Ray is down
-    # and the implicit-start guard below can see any stray ray.init().
-    items.sort(key=uses_ray)
+    def uses_ray(item: pytest.Item) -> bool:
+        return uses_session_ray(item) or item.path.parent.name == "e2e"
+
+    # Tests that use the session's Ray run last, so every test before them runs while it is
+    # down: the implicit-start guard below can see any stray ray.init(), and the e2e cluster
+    # (its own `ray start`) never shares the namespace with it.
+    items.sort(key=lambda item: (uses_session_ray(item), uses_ray(item)))
     for item in items:
         folder = item.path.parent.name
         if uses_ray(item):

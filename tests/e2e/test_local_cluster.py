@@ -70,6 +70,11 @@ def cluster(tmp_path):
         _run(["ray", "get-auth-token", "--generate"], env)
         _run(["ray", "start", "--head", "--num-cpus", "2", "--port", str(GCS_PORT), "--include-dashboard", "true",
               "--dashboard-host", "127.0.0.1", "--dashboard-port", str(DASHBOARD_PORT),
+              # Ports of its own for the node's agents: another local Ray in this network namespace
+              # (the suite's session Ray) holds the defaults, and a job head without its agent
+              # answers every submission with "No available agent".
+              "--dashboard-agent-listen-port", "28266", "--dashboard-agent-grpc-port", "28267",
+              "--metrics-export-port", "28268", "--runtime-env-agent-port", "28269",
               "--object-store-memory", str(300 * 1024 * 1024), "--disable-usage-stats"], env)
         assert (home / ".ray" / "auth_token").is_file(), "no token was generated"
         yield env, tmp_path
