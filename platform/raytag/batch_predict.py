@@ -293,10 +293,8 @@ def plan_batch(inputs: Sequence[str], out: str | Path, ref: str, *, registry_roo
 
 def run_batch(plan: BatchPlan, progress: Callable[[BatchSummary], None] | None = None) -> BatchSummary:
     """Run a plan on the Ray this process is connected to; ``progress`` is called after each shard."""
-    import ray
     from ray.data import DataContext
 
-    options, out = plan.options, plan.out
     context = DataContext.get_current()
     kept = context.execution_options.preserve_order
     # Shards are named by their first record, which only sorts them if batches stay in input order.

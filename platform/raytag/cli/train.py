@@ -12,7 +12,6 @@ from rich.table import Table
 
 from raytag.cli._util import (
     AddressOption,
-    RegistryOption,
     SetOption,
     VerboseOption,
     announce_prepare,

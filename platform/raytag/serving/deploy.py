@@ -40,8 +40,9 @@ def load_config(path: str | Path) -> dict[str, Any]:
     which may only switch a model's version (``name: tagger-<model>`` with ``user_config``)."""
     from pydantic import ValidationError
 
+    from ray.serve.schema import ServeDeploySchema
+
     from raytag.config import expand_env, format_validation_error
-    from raytag.serving.settings import RuntimeConfig
 
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
@@ -50,7 +51,7 @@ def load_config(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict) or not isinstance(data.get("applications"), list):
         raise ConfigError(f"{path}: not a Serve config (no 'applications' list)")
     try:
-        _serve_schema().model_validate(data)
+        ServeDeploySchema.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, str(path))) from None
     for i, application in enumerate(data["applications"]):
@@ -81,12 +82,6 @@ def load_config(path: str | Path) -> dict[str, Any]:
             except ValidationError as exc:
                 raise ConfigError(format_validation_error(exc, f"{where}.deployments[{j}].user_config")) from None
     return data
-
-
-def _serve_schema() -> Any:
-    from ray.serve.schema import ServeDeploySchema
-
-    return ServeDeploySchema
 
 
 def deploy(config: dict[str, Any], *, wait_s: float = 300.0) -> None:
