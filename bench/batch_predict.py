@@ -63,9 +63,8 @@ def on_ray(path: str, ref: str, registry: str, batch_size: int, concurrency: int
     from raytag.session import ray_session
 
     out = Path(tempfile.mkdtemp(prefix="bench-batch-")) / "out"
-    # A share of the CPUs stays with the read and write tasks, so 2 actors fit on 2 cores.
-    options = BatchOptions(batch_size=batch_size, concurrency=concurrency,
-                           num_cpus=min(1.0, (os.cpu_count() or 2) / (concurrency + 1)))
+    # What `raytag predict --concurrency N` runs: one CPU per actor.
+    options = BatchOptions(batch_size=batch_size, concurrency=concurrency)
     with ray_session(num_cpus=os.cpu_count(), log_to_driver=False):
         summary = batch_predict([path], out, ref, registry_root=registry, options=options)
     return {"rows": summary.rows, "rejects": summary.rejects, "words": summary.words,

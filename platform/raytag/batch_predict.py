@@ -53,6 +53,9 @@ class BatchPredictError(RaytagError):
     """Batch prediction cannot start as asked (output directory, options)."""
 
 
+IO_CPUS = 0
+
+
 @dataclass(frozen=True)
 class BatchOptions:
     """Everything but the inputs, the output and the model."""
@@ -312,7 +315,12 @@ def _execute(plan: BatchPlan, progress: Callable[[BatchSummary], None] | None) -
     items = [{"file_index": i, "source": f, "format": detect_format(f, options.inputs.format)}
              for i, f in enumerate(plan.files)]
     ds = ray.data.from_items(items, override_num_blocks=len(items))
-    ds = ds.map_batches(_read_stage, batch_size=1, batch_format="numpy", fn_kwargs={"options": options.inputs})
+    # Reading and writing are light and ask for no CPU: a pool of actors may hold every core,
+    # and a read task waiting for one would stall the whole run.
+    ds = ds.map_batches(_read_stage, batch_size=1, batch_format="numpy", fn_kwargs={"options": options.inputs},
+                        num_cpus=IO_CPUS)
+    # One file reads into one block; cut it into batch-sized blocks so every actor gets work.
+    ds = ds.repartition(target_num_rows_per_block=options.batch_size)
     ds = ds.map_batches(
         TaggerActor, batch_size=options.batch_size, batch_format="pyarrow",
         compute=ray.data.ActorPoolStrategy(size=options.concurrency),
@@ -320,7 +328,7 @@ def _execute(plan: BatchPlan, progress: Callable[[BatchSummary], None] | None) -
         fn_constructor_kwargs={"ref": plan.ref, "registry_root": plan.registry_root, "device": options.device,
                                "batch_size": options.batch_size},
     )
-    ds = ds.map_batches(_write_stage, batch_size=options.shard_rows, batch_format="pyarrow",
+    ds = ds.map_batches(_write_stage, batch_size=options.shard_rows, batch_format="pyarrow", num_cpus=IO_CPUS,
                         fn_kwargs={"out": out, "output_format": options.output_format,
                                    "with_tags": options.with_tags})
     summary = BatchSummary()

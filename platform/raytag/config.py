@@ -174,6 +174,9 @@ class TransformerConfig(Section):
     # Batches of windows of similar length: much less padding, the same samples per epoch.
     group_by_length: bool = True
     mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    # Feed each word's casing class as the token type (raytag.models.casing): gives an
+    # uncased encoder back the capitalisation its tokenizer drops. BERT-style encoders only.
+    casing: bool = False
 
 
 # The config section of every model kind; a new kind adds its class here (and to ModelConfig).

@@ -82,6 +82,7 @@ class OnnxTransformerTagger:
         self.constrained = bool(meta.get("constrained_decoding", True))
         self.max_length = int(meta["max_length"])
         self.stride = int(meta["stride"])
+        self.casing = bool(meta.get("casing", False))
         self.quantize: str | None = meta.get("quantize")
         self.source: dict[str, Any] = dict(meta.get("source", {}))
         self.tokenizer = load_tokenizer(self.directory / ONNX_TOKENIZER_DIR)
@@ -96,21 +97,23 @@ class OnnxTransformerTagger:
             raise ValueError(f"{self.directory}: the graph has {width} outputs, "
                              f"{TAGGER_FILE} has {len(self.labels)} labels")
 
-    def _logits(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        # The PyTorch tagger never passes token_type_ids, so the model uses zeros: feed the same.
-        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+    def _logits(self, ids: np.ndarray, mask: np.ndarray, types: np.ndarray | None = None) -> np.ndarray:
+        # Without casing the PyTorch tagger passes no token_type_ids, so the model uses zeros.
+        feeds = {"input_ids": ids, "attention_mask": mask,
+                 "token_type_ids": np.zeros_like(ids) if types is None else types}
         return self.session.run(None, {name: feeds[name] for name in self._inputs})[0]
 
     def word_probabilities(self, sentences: Sequence[Sequence[str]], batch_size: int = 64) -> list[np.ndarray]:
         """Per-sentence ``[num_words, num_labels]`` probabilities, read at each word's first subword."""
         from raytag.models.transformer import encode_sentences, length_batches, pad_ids, words_from_windows
 
-        windows = encode_sentences(self.tokenizer, sentences, None, self.max_length, self.stride)
+        windows = encode_sentences(self.tokenizer, sentences, None, self.max_length, self.stride, casing=self.casing)
         pad_id = self.tokenizer.pad_token_id or 0
         out: list[np.ndarray] = [np.empty(0)] * len(windows)
         for index in length_batches(windows, batch_size):
             ids, mask = pad_ids([windows[i].input_ids for i in index], pad_id)
-            probs = softmax(self._logits(ids, mask))
+            types = pad_ids([windows[i].token_type_ids or [] for i in index], 0)[0] if self.casing else None
+            probs = softmax(self._logits(ids, mask, types))
             for row, i in enumerate(index):
                 out[i] = probs[row, : len(windows[i].input_ids)]
         return words_from_windows(windows, out, [len(s) for s in sentences], num_labels=len(self.labels))

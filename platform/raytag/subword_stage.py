@@ -7,6 +7,7 @@ corpus still has one row per sentence and shards stay one per chunk:
 * ``window_input_ids``, ``window_labels``: ``list<list<int32>>``, one inner list per window
 * ``window_first_word``, ``window_last_word``: the words each window owns
 * ``window_count``
+* ``window_type_ids``: each subword's word casing class, read by models with ``casing``
 
 The tokenizer is saved into the prepared directory (``tokenizer/``), so training
 and prediction use exactly the vocabulary the windows were cut with.
@@ -23,7 +24,8 @@ from raytag.artifact_files import TOKENIZER_DIR
 from raytag.config import TransformerConfig
 from raytag.encode_stage import PrepareContext
 
-WINDOW_COLUMNS = ("window_input_ids", "window_labels", "window_first_word", "window_last_word", "window_count")
+WINDOW_COLUMNS = ("window_input_ids", "window_labels", "window_first_word", "window_last_word", "window_count",
+                  "window_type_ids")
 
 
 class SubwordEncoder:
@@ -47,7 +49,9 @@ def encode_windows(batch: pa.Table, tokenizer: Any, max_length: int, stride: int
 
     tokens = batch.column("tokens").to_pylist()
     tag_ids = batch.column("tag_ids").to_pylist()
-    windows = encode_sentences(tokenizer, tokens, tag_ids, max_length, stride, label_all_subwords) if tokens else []
+    # Casing classes are always written (cheap): a casing model can train on any prepared corpus.
+    windows = (encode_sentences(tokenizer, tokens, tag_ids, max_length, stride, label_all_subwords, casing=True)
+               if tokens else [])
     per_sentence: list[list[Any]] = [[] for _ in tokens]
     for window in windows:
         per_sentence[window.sentence].append(window)
@@ -59,6 +63,7 @@ def encode_windows(batch: pa.Table, tokenizer: Any, max_length: int, stride: int
         "window_first_word": pa.array([[w.first_word for w in ws] for ws in per_sentence], type=flat),
         "window_last_word": pa.array([[w.last_word for w in ws] for ws in per_sentence], type=flat),
         "window_count": pa.array([len(ws) for ws in per_sentence], type=pa.int32()),
+        "window_type_ids": pa.array([[w.token_type_ids for w in ws] for ws in per_sentence], type=nested),
     }
     for name, column in columns.items():
         batch = batch.append_column(name, column)
@@ -110,4 +115,5 @@ class SubwordStage:
             "max_length": self.model.max_length,
             "stride": self.model.stride,
             "label_all_subwords": self.model.label_all_subwords,
+            "casing_types": True,
         }

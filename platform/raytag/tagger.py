@@ -111,6 +111,7 @@ class TransformerTagger:
         self.constrained = bool(meta.get("constrained_decoding", True))
         self.max_length = int(meta["max_length"])
         self.stride = int(meta["stride"])
+        self.casing = bool(meta.get("casing", False))
         model_dir = self.directory / meta.get("model_dir", TRANSFORMER_MODEL_DIR)
         self.tokenizer = load_tokenizer(model_dir)
         self.model = AutoModelForTokenClassification.from_pretrained(str(model_dir))
@@ -127,7 +128,8 @@ class TransformerTagger:
 
         prepared = prepare_inputs(inputs)
         probs = word_probabilities(
-            self.model, self.tokenizer, [p[1] for p in prepared], self.max_length, self.stride, batch_size
+            self.model, self.tokenizer, [p[1] for p in prepared], self.max_length, self.stride, batch_size,
+            casing=self.casing,
         )
         return tag_words(prepared, probs, self.labels, self.entity, self.constrained)
 

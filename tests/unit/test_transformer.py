@@ -148,3 +148,82 @@ def test_resolve_encoder_finds_the_bundled_minilm() -> None:
     assert (path / "config.json").is_file()
     assert transformer.resolve_encoder("/some/dir") == "/some/dir"
     assert transformer.load_tokenizer(path).is_fast
+
+
+def test_casing_classes() -> None:
+    from raytag.models.casing import CASING_CLASSES, casing_class
+
+    names = {w: CASING_CLASSES[casing_class(w)] for w in
+             ["bill", "Bill", "I", "EU", "NEW-YORK", "iPhone", "McDonald", "1996", "3-0", ",", ""]}
+    assert names == {"bill": "other", "Bill": "title", "I": "title", "EU": "upper", "NEW-YORK": "upper",
+                     "iPhone": "mixed", "McDonald": "mixed", "1996": "numeric", "3-0": "numeric", ",": "other",
+                     "": "other"}
+
+
+def test_casing_windows_carry_each_words_class_on_all_its_subwords() -> None:
+    from raytag.models.subwords import encode_sentences
+
+    tokenizer = tiny_wordpiece_tokenizer(["bill"])
+    plain = encode_sentences(tokenizer, [["Bill", "OSLO", "paid"]], None, 32, 0)
+    cased = encode_sentences(tokenizer, [["Bill", "OSLO", "paid"]], None, 32, 0, casing=True)
+    assert plain[0].token_type_ids is None and "token_type_ids" not in plain[0].as_features()
+    # [CLS] bill o ##s ##l ##o p ##a ##i ##d [SEP]
+    assert cased[0].token_type_ids == [0, 1, 2, 2, 2, 2, 0, 0, 0, 0, 0]
+    assert cased[0].input_ids == plain[0].input_ids
+
+
+def test_casing_model_tells_words_apart_by_case_only_and_reloads(tmp_path) -> None:
+    """The uncased tokenizer sees "bill" twice; only the casing input separates the name from the noun."""
+    import torch
+
+    from raytag.models.subwords import encode_sentences
+
+    sentences = [["Bill", "paid", "the", "bill"], ["the", "bill", "for", "Bill"]]
+    tags = [[1, 0, 0, 0], [0, 0, 0, 1]]
+    encoder = tiny_encoder(tmp_path / "encoder", ["bill", "paid", "the", "for"])
+    config = TransformerConfig(encoder=str(encoder), max_length=16, stride=1, casing=True)
+    tokenizer = transformer.load_tokenizer(encoder)
+    model = transformer.build_model(config, LABELS)
+    assert model.config.type_vocab_size == 5
+    windows = encode_sentences(tokenizer, sentences, tags, config.max_length, config.stride, casing=True)
+    batch = transformer.pad_features([w.as_features() for w in windows], 0)
+    assert "token_type_ids" in batch
+    torch.manual_seed(0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.02)
+    model.train()
+    for _ in range(60):
+        optimizer.zero_grad()
+        model(**batch).loss.backward()
+        optimizer.step()
+    expected = transformer.word_probabilities(model, tokenizer, sentences, 16, 1, casing=True)
+    assert [list(p.argmax(-1)) for p in expected] == tags
+
+    artifact = tmp_path / "artifact"
+    model.save_pretrained(str(artifact / TRANSFORMER_MODEL_DIR))
+    tokenizer.save_pretrained(str(artifact / TRANSFORMER_MODEL_DIR))
+    meta = {"kind": "transformer", "labels": LABELS, "entity": True, "constrained_decoding": True,
+            "max_length": 16, "stride": 1, "casing": True}
+    (artifact / TAGGER_FILE).write_text(json.dumps(meta))
+    tagger = load_tagger(artifact)
+    assert [t.tags for t in tagger.predict(["Bill paid the bill", "the bill for Bill"])] == [
+        ["B-PER", "O", "O", "O"], ["O", "O", "O", "B-PER"]]
+    got = transformer.word_probabilities(tagger.model, tagger.tokenizer, sentences, 16, 1, casing=True)
+    for a, b in zip(expected, got):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+    from raytag.onnx_export import export_onnx
+
+    onnx_tagger = load_tagger(export_onnx(artifact, tmp_path / "onnx"))
+    assert [t.tags for t in onnx_tagger.predict(["Bill paid the bill"])] == [["B-PER", "O", "O", "O"]]
+    for a, b in zip(expected, onnx_tagger.word_probabilities(sentences)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_casing_needs_token_type_embeddings(tmp_path) -> None:
+    from transformers import DistilBertConfig, DistilBertModel
+
+    directory = tmp_path / "distil"
+    DistilBertModel(DistilBertConfig(vocab_size=50, dim=16, n_layers=1, n_heads=2, hidden_dim=32)).save_pretrained(
+        str(directory))
+    with pytest.raises(ValueError, match="token type embeddings"):
+        transformer.build_model(TransformerConfig(encoder=str(directory), casing=True), LABELS)

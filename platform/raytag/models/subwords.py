@@ -78,11 +78,16 @@ class Window:
     last_word: int
     sentence: int
     dropped_subwords: int = 0
+    # Each position's word casing class (:mod:`raytag.models.casing`), 0 on special
+    # tokens; ``None`` when the model takes no casing input.
+    token_type_ids: list[int] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.input_ids)
         if not (len(self.attention_mask) == len(self.labels) == len(self.word_ids) == n):
             raise ValueError("window input_ids, attention_mask, labels and word_ids differ in length")
+        if self.token_type_ids is not None and len(self.token_type_ids) != n:
+            raise ValueError("window token_type_ids and input_ids differ in length")
         if not 0 <= self.first_word < self.last_word:
             raise ValueError(f"window owns an empty word range [{self.first_word}, {self.last_word})")
 
@@ -101,7 +106,10 @@ class Window:
 
     def as_features(self) -> dict[str, list[int]]:
         """The fields a Hugging Face token-classification model takes."""
-        return {"input_ids": self.input_ids, "attention_mask": self.attention_mask, "labels": self.labels}
+        features = {"input_ids": self.input_ids, "attention_mask": self.attention_mask, "labels": self.labels}
+        if self.token_type_ids is not None:
+            features["token_type_ids"] = self.token_type_ids
+        return features
 
 
 def _owned_runs(costs: Sequence[int], budget: int, stride: int) -> list[tuple[int, int, int, int]]:
@@ -160,6 +168,7 @@ def encode_sentences(
     max_length: int,
     stride: int,
     label_all_subwords: bool = False,
+    casing: bool = False,
 ) -> list[Window]:
     """Tokenize word sentences into labelled windows of at most ``max_length`` subwords.
 
@@ -169,7 +178,11 @@ def encode_sentences(
     context (non-owned) words get ``-100``; with ``tag_ids=None`` every label
     is ``-100``.  ``stride`` is context in words; see the module docstring for
     the windowing and over-long word rules.  Windows come in sentence order.
+    With ``casing``, every window also carries ``token_type_ids``: each subword
+    gets its word's casing class (computed from the word as written), specials 0.
     """
+    from raytag.models.casing import casing_class
+
     if not getattr(tokenizer, "is_fast", False):
         raise ValueError("encode_sentences needs a fast tokenizer (word_ids() is only available on those)")
     if stride < 0:
@@ -239,6 +252,7 @@ def encode_sentences(
             body_ids: list[int] = []
             body_words: list[int | None] = []
             body_labels: list[int] = []
+            body_types: list[int] = []
             dropped = 0
             for w in range(s, e):
                 piece = pieces[w]
@@ -246,7 +260,9 @@ def encode_sentences(
                     dropped = len(piece) - budget
                     piece = piece[:budget]
                 owned = tags is not None and o <= w < own_end
+                word_type = casing_class(sentences[sent][w]) if casing else 0
                 for k, tok in enumerate(piece):
+                    body_types.append(word_type)
                     body_ids.append(tok)
                     body_words.append(w)
                     labelled = owned and (k == 0 or label_all_subwords)
@@ -263,6 +279,7 @@ def encode_sentences(
                     last_word=own_end,
                     sentence=sent,
                     dropped_subwords=dropped,
+                    token_type_ids=[0] * len(head) + body_types + [0] * len(tail) if casing else None,
                 )
             )
     if truncated_words:

@@ -59,7 +59,39 @@ def build_model(config: TransformerConfig, labels: Sequence[str], source: str | 
         path, num_labels=len(labels), id2label=id2label, label2id={v: k for k, v in id2label.items()}, **extra
     )
     # The encoder's own head (if any) has another label set: replace it, keep the body.
-    return AutoModelForTokenClassification.from_pretrained(path, config=model_config, ignore_mismatched_sizes=True)
+    model = AutoModelForTokenClassification.from_pretrained(path, config=model_config, ignore_mismatched_sizes=True)
+    if config.casing:
+        add_casing_types(model)
+    return model
+
+
+def add_casing_types(model: Any) -> None:
+    """Grow the encoder's token-type embedding to one row per casing class.
+
+    Every new row starts as a copy of type 0, so the model starts out exactly as the
+    pretrained encoder and learns what each class adds. The result is a plain
+    ``save_pretrained`` model (``type_vocab_size`` in its config), loadable anywhere.
+    """
+    import torch
+
+    from raytag.models.casing import CASING_CLASSES
+
+    embeddings = getattr(model.base_model, "embeddings", None)
+    old = getattr(embeddings, "token_type_embeddings", None)
+    if not isinstance(old, torch.nn.Embedding):
+        raise ValueError(
+            f"model.casing needs an encoder with token type embeddings (BERT-style); "
+            f"{type(model.base_model).__name__} has none"
+        )
+    classes = len(CASING_CLASSES)
+    if old.num_embeddings >= classes:
+        return
+    new = torch.nn.Embedding(classes, old.embedding_dim)
+    with torch.no_grad():
+        new.weight[:] = old.weight[0]
+        new.weight[: old.num_embeddings] = old.weight
+    embeddings.token_type_embeddings = new
+    model.config.type_vocab_size = classes
 
 
 def pad_ids(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
@@ -87,6 +119,9 @@ def pad_features(rows: Sequence[dict[str, Sequence[int]]], pad_id: int) -> dict[
     ids, mask = pad_ids([r["input_ids"] for r in rows], pad_id)
     width = ids.shape[1]
     batch = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
+    if "token_type_ids" in rows[0]:
+        types, _ = pad_ids([r["token_type_ids"] for r in rows], 0)
+        batch["token_type_ids"] = torch.from_numpy(types)
     if "labels" in rows[0]:
         labels = np.full((len(rows), width), IGNORE_INDEX, dtype=np.int64)
         for i, row in enumerate(rows):
@@ -106,7 +141,7 @@ def window_probabilities(model: Any, windows: Sequence[Window], pad_id: int, bat
     try:
         with torch.inference_mode():
             for index in length_batches(windows, batch_size):
-                batch = pad_features([{"input_ids": windows[i].input_ids} for i in index], pad_id)
+                batch = pad_features([_inputs(windows[i]) for i in index], pad_id)
                 logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
                 probs = torch.softmax(logits.float(), dim=-1).cpu().numpy()
                 for row, i in enumerate(index):
@@ -116,6 +151,12 @@ def window_probabilities(model: Any, windows: Sequence[Window], pad_id: int, bat
     return [p for p in out if p is not None]
 
 
+def _inputs(window: Window) -> dict[str, list[int]]:
+    if window.token_type_ids is None:
+        return {"input_ids": window.input_ids}
+    return {"input_ids": window.input_ids, "token_type_ids": window.token_type_ids}
+
+
 def word_probabilities(
     model: Any,
     tokenizer: Any,
@@ -123,12 +164,13 @@ def word_probabilities(
     max_length: int,
     stride: int,
     batch_size: int = 32,
+    casing: bool = False,
 ) -> list[np.ndarray]:
     """Per-sentence ``[num_words, num_labels]`` probabilities, read at each word's first subword.
 
     Sentences longer than ``max_length`` subwords are tagged through overlapping
     windows; every word is predicted exactly once.
     """
-    windows = encode_sentences(tokenizer, sentences, None, max_length, stride)
+    windows = encode_sentences(tokenizer, sentences, None, max_length, stride, casing=casing)
     probs = window_probabilities(model, windows, tokenizer.pad_token_id or 0, batch_size)
     return words_from_windows(windows, probs, [len(s) for s in sentences], num_labels=model.config.num_labels)

@@ -66,7 +66,7 @@ class ModelAdapter(Protocol):
         """Encode stages prepare adds on top of word ids (e.g. subword windows)."""
         ...
 
-    def check_prepared(self, corpus: PreparedCorpus) -> None:
+    def check_prepared(self, corpus: PreparedCorpus, job: JobConfig) -> None:
         """Raise :class:`raytag.errors.ConfigError` when ``corpus`` lacks what this kind trains on."""
         ...
 

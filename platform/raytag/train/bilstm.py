@@ -27,7 +27,7 @@ class BiLSTMAdapter:
     def prepare_stages(self, job: JobConfig) -> list[EncodeStage]:
         return []  # word and char ids are what every prepared corpus has
 
-    def check_prepared(self, corpus: PreparedCorpus) -> None:
+    def check_prepared(self, corpus: PreparedCorpus, job: JobConfig) -> None:
         return None
 
     def train_columns(self, job: JobConfig) -> list[str]:

@@ -48,7 +48,8 @@ def train_loop(loop_config: dict[str, Any]) -> None:
     world = context.get_world_size()
 
     shard = ray.train.get_dataset_shard("train")
-    features = training_features(shard.iter_batches(batch_size=4096, batch_format="pyarrow"))
+    casing = typed_model(job, TransformerConfig).casing
+    features = training_features(shard.iter_batches(batch_size=4096, batch_format="pyarrow"), casing=casing)
     output_dir = tempfile.mkdtemp(prefix="raytag-hf-")
     trainer = build_trainer(job, corpus, features, output_dir, world)
     trainer.add_callback(RayTrainReportCallback())
@@ -69,15 +70,22 @@ def train_loop(loop_config: dict[str, Any]) -> None:
         shutil.rmtree(output_dir, ignore_errors=True)
 
 
-def training_features(batches: Iterable[Any]) -> list[dict[str, list[int]]]:
-    """One training example per window, from Arrow batches of the prepared window columns."""
+def training_features(batches: Iterable[Any], casing: bool = False) -> list[dict[str, list[int]]]:
+    """One training example per window, from Arrow batches of the prepared window columns.
+
+    With ``casing`` each example also carries ``token_type_ids`` (the words' casing classes).
+    """
     out: list[dict[str, list[int]]] = []
     for batch in batches:
         ids = batch.column("window_input_ids").to_pylist()
         labels = batch.column("window_labels").to_pylist()
-        for sentence_ids, sentence_labels in zip(ids, labels, strict=True):
-            for window_ids, window_labels in zip(sentence_ids, sentence_labels, strict=True):
-                out.append({"input_ids": window_ids, "labels": window_labels})
+        types = batch.column("window_type_ids").to_pylist() if casing else [None] * len(ids)
+        for sentence_ids, sentence_labels, sentence_types in zip(ids, labels, types, strict=True):
+            for k, (window_ids, window_labels) in enumerate(zip(sentence_ids, sentence_labels, strict=True)):
+                feature = {"input_ids": window_ids, "labels": window_labels}
+                if casing:
+                    feature["token_type_ids"] = sentence_types[k]
+                out.append(feature)
     # Ray Data does not promise an order across blocks; sort so every worker and
     # every restart sees the same dataset (the sampler shuffles it with the seed).
     out.sort(key=lambda f: (len(f["input_ids"]), f["input_ids"], f["labels"]))
@@ -180,7 +188,7 @@ class DevSet:
         mine = list(range(rank, len(self.tokens), world))
         probs = word_probabilities(
             _unwrap(model), tokenizer, [self.tokens[i] for i in mine], self.model.max_length, self.model.stride,
-            batch_size=max(8, batch_size),
+            batch_size=max(8, batch_size), casing=self.model.casing,
         )
         predicted: dict[int, list[str]] = {}
         for i, p in zip(mine, probs, strict=True):

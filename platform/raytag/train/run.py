@@ -82,7 +82,7 @@ def train(
                 "prepare it with split.ratios such as {train: 0.81, dev: 0.09, test: 0.1}"
             )
     adapter = adapter_for(job)
-    adapter.check_prepared(corpus)
+    adapter.check_prepared(corpus, job)
 
     storage = storage_path(job)
     run_dir = f"{storage.rstrip('/')}/{job.name}"

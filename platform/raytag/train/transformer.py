@@ -31,13 +31,21 @@ class TransformerAdapter:
 
         return [SubwordStage(model_config(job), job.prepare.num_workers)]
 
-    def check_prepared(self, corpus: PreparedCorpus) -> None:
-        if SUBWORD_STAGE not in corpus.manifest.get("stages", {}):
+    def check_prepared(self, corpus: PreparedCorpus, job: JobConfig) -> None:
+        stage = corpus.manifest.get("stages", {}).get(SUBWORD_STAGE)
+        if stage is None:
             raise ConfigError(
                 f"{corpus.directory} has no subword windows; prepare it with this transformer job's config"
             )
+        if model_config(job).casing and not stage.get("casing_types"):
+            raise ConfigError(
+                f"{corpus.directory} was prepared without casing classes, which model.casing needs; "
+                "prepare it again (`raytag prepare <job> --overwrite`)"
+            )
 
     def train_columns(self, job: JobConfig) -> list[str]:
+        if model_config(job).casing:
+            return ["window_input_ids", "window_labels", "window_type_ids"]
         return ["window_input_ids", "window_labels"]
 
     def worker_loop(self) -> Callable[[dict[str, Any]], None]:
@@ -83,4 +91,4 @@ class TransformerAdapter:
         tokenizer.save_pretrained(str(out / TRANSFORMER_MODEL_DIR))
         shutil.copyfile(corpus.directory / LABELS_FILE, out / LABELS_FILE)
         return {"max_length": model_cfg.max_length, "stride": model_cfg.stride, "encoder": model_cfg.encoder,
-                "model_dir": TRANSFORMER_MODEL_DIR}
+                "model_dir": TRANSFORMER_MODEL_DIR, "casing": model_cfg.casing}
