@@ -53,9 +53,6 @@ class BatchPredictError(RaytagError):
     """Batch prediction cannot start as asked (output directory, options)."""
 
 
-IO_CPUS = 0
-
-
 @dataclass(frozen=True)
 class BatchOptions:
     """Everything but the inputs, the output and the model."""
@@ -65,7 +62,9 @@ class BatchOptions:
     with_tags: bool = False
     batch_size: int = 256
     concurrency: int = 1
-    num_cpus: float = 1.0
+    # CPUs reserved per tagger actor; None = one, or less when the pool would otherwise
+    # hold every CPU of the cluster (see actor_cpus).
+    num_cpus: float | None = None
     num_gpus: float = 0.0
     device: str = "auto"
     # Rows per output shard: large enough that a big run writes few files.
@@ -78,6 +77,26 @@ class BatchOptions:
         for name in ("batch_size", "concurrency", "shard_rows"):
             if getattr(self, name) < 1:
                 raise BatchPredictError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.num_cpus is not None and self.num_cpus <= 0:
+            raise BatchPredictError(f"--num-cpus must be above 0, got {self.num_cpus}")
+
+
+def actor_cpus(options: BatchOptions, cluster_cpus: float) -> float:
+    """CPUs each tagger actor reserves, keeping one CPU free for the read and write tasks.
+
+    The reservation only schedules: an actor's runtime still uses every core it can. A pool
+    holding all CPUs would leave the read task waiting forever, so that is an error when asked.
+    """
+    free = cluster_cpus - 1.0
+    if options.num_cpus is not None:
+        if options.num_cpus * options.concurrency > free + 1e-9:
+            raise BatchPredictError(
+                f"{options.concurrency} actors × --num-cpus {options.num_cpus:g} leave no CPU of the cluster's "
+                f"{cluster_cpus:g} for reading and writing; lower --num-cpus or --concurrency")
+        return options.num_cpus
+    if free <= 0:
+        raise BatchPredictError(f"batch prediction needs at least 2 CPUs in the cluster, it has {cluster_cpus:g}")
+    return min(1.0, free / options.concurrency)
 
 
 @dataclass
@@ -315,20 +334,18 @@ def _execute(plan: BatchPlan, progress: Callable[[BatchSummary], None] | None) -
     items = [{"file_index": i, "source": f, "format": detect_format(f, options.inputs.format)}
              for i, f in enumerate(plan.files)]
     ds = ray.data.from_items(items, override_num_blocks=len(items))
-    # Reading and writing are light and ask for no CPU: a pool of actors may hold every core,
-    # and a read task waiting for one would stall the whole run.
-    ds = ds.map_batches(_read_stage, batch_size=1, batch_format="numpy", fn_kwargs={"options": options.inputs},
-                        num_cpus=IO_CPUS)
+    cpus = actor_cpus(options, float(ray.cluster_resources().get("CPU", 0)))
+    ds = ds.map_batches(_read_stage, batch_size=1, batch_format="numpy", fn_kwargs={"options": options.inputs})
     # One file reads into one block; cut it into batch-sized blocks so every actor gets work.
     ds = ds.repartition(target_num_rows_per_block=options.batch_size)
     ds = ds.map_batches(
         TaggerActor, batch_size=options.batch_size, batch_format="pyarrow",
         compute=ray.data.ActorPoolStrategy(size=options.concurrency),
-        num_cpus=options.num_cpus, num_gpus=options.num_gpus or None,
+        num_cpus=cpus, num_gpus=options.num_gpus or None,
         fn_constructor_kwargs={"ref": plan.ref, "registry_root": plan.registry_root, "device": options.device,
                                "batch_size": options.batch_size},
     )
-    ds = ds.map_batches(_write_stage, batch_size=options.shard_rows, batch_format="pyarrow", num_cpus=IO_CPUS,
+    ds = ds.map_batches(_write_stage, batch_size=options.shard_rows, batch_format="pyarrow",
                         fn_kwargs={"out": out, "output_format": options.output_format,
                                    "with_tags": options.with_tags})
     summary = BatchSummary()

@@ -235,3 +235,18 @@ def test_the_stages_chain_without_ray(tmp_path):
     expected = load_tagger("tiny", str(tmp_path / "registry")).predict(["my name is wolfgang", ["i", "live"]])
     assert [r["id"] for r in rows] == [1, 3]
     assert [r["tags"] for r in rows] == [e.tags for e in expected]
+
+
+def test_actor_cpus_leave_one_cpu_for_reading_and_writing() -> None:
+    from raytag.batch_predict import BatchOptions, BatchPredictError, actor_cpus
+
+    assert actor_cpus(BatchOptions(concurrency=1), 2.0) == 1.0
+    assert actor_cpus(BatchOptions(concurrency=2), 2.0) == 0.5
+    assert actor_cpus(BatchOptions(concurrency=2), 16.0) == 1.0
+    assert actor_cpus(BatchOptions(concurrency=3, num_cpus=2.0), 8.0) == 2.0
+    with pytest.raises(BatchPredictError, match="leave no CPU"):
+        actor_cpus(BatchOptions(concurrency=2, num_cpus=1.0), 2.0)
+    with pytest.raises(BatchPredictError, match="at least 2 CPUs"):
+        actor_cpus(BatchOptions(), 1.0)
+    with pytest.raises(BatchPredictError, match="above 0"):
+        BatchOptions(num_cpus=0)

@@ -95,7 +95,8 @@ def predict(
     output_format: Annotated[str, typer.Option(help="Batch: jsonl or parquet shards.")] = "jsonl",
     batch_size: Annotated[int, typer.Option(help="Batch: records per tagger call.")] = 256,
     concurrency: Annotated[int, typer.Option(help="Batch: tagger actors.")] = 1,
-    num_cpus: Annotated[float, typer.Option(help="Batch: CPUs per tagger actor.")] = 1.0,
+    num_cpus: Annotated[float | None, typer.Option(
+        help="Batch: CPUs reserved per tagger actor (default 1, less where the pool would hold every CPU).")] = None,
     num_gpus: Annotated[float, typer.Option(help="Batch: GPUs per tagger actor.")] = 0.0,
     max_chars: Annotated[int, typer.Option(help="Batch: longer texts are rejected.")] = 100_000,
     address: AddressOption = None,
@@ -125,7 +126,7 @@ def predict(
 
 def _predict_batch(model: str, inputs: list[str], out: str, *, registry: str, tokens: bool, device: str,
                    format: str | None, column: str | None, output_format: str, batch_size: int, concurrency: int,
-                   num_cpus: float, num_gpus: float, max_chars: int, address: str | None, verbose: bool) -> None:
+                   num_cpus: float | None, num_gpus: float, max_chars: int, address: str | None, verbose: bool) -> None:
     from raytag.batch_inputs import InputOptions
     from raytag.batch_predict import BatchOptions, BatchSummary, plan_batch, run_batch
     from raytag.session import ray_session
