@@ -12,6 +12,8 @@ Either way the model lives in a :class:`~raytag.serving.slot.ModelSlot` whose
 ``user_config`` holds the registry reference: setting ``user_config: {ref: ...}`` for
 ``tagger-<name>`` under ``deployments:`` and deploying again reloads the model in the
 running replicas, which keep answering with the previous version until then.
+
+Both shapes also serve the try page at ``/`` and the API docs (:mod:`raytag.serving.web`).
 """
 
 # No ``from __future__ import annotations``: FastAPI reads the route signatures at

@@ -6,7 +6,8 @@ on a machine without internet access: the try page's files are package data of r
 
 The try page is a static page: it holds no secret and learns nothing at build time. The person
 types an API key into it, and it calls the same ``/v1/models`` API as every other client, with
-``Authorization: Bearer <key>``. Its URLs are relative, so it works under any route prefix.
+``Authorization: Bearer <key>``. Its URLs are relative, so it also works behind a route prefix
+(opened as ``<prefix>/``).
 """
 
 from __future__ import annotations
