@@ -16,7 +16,7 @@ export CUDA_VISIBLE_DEVICES :=
 export TF_USE_LEGACY_KERAS := 1
 export RAY_DATA_DISABLE_PROGRESS_BARS := 1
 
-.PHONY: install demo test test-fast test-unit bench bench-train bench-transformer bench-serve bench-tune lock clean
+.PHONY: install browser demo test test-fast test-unit bench bench-train bench-transformer bench-serve bench-tune lock clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -24,12 +24,21 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install -q -c requirements.lock -e '.[test]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# Debian's Chromium, which the try page's browser test drives (tests/integration/test_serve.py).
+# Installed when missing and allowed (root, as in CI, or password-less sudo); otherwise a note
+# says how, and that one test fails with the same advice until it is there.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" -eq 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; \
+	  else echo "note: chromium is missing: run 'apt-get install chromium' as root for the browser test" >&2; exit 0; fi; \
+	  $$SUDO apt-get update -q && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+
+install: $(STAMP) browser
 
 demo: $(STAMP)
 	$(LOOPBACK) $(BIN)/raytag demo
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(LOOPBACK) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The fast tier: plain Python, no Ray, no full corpora, nothing slow (under 2 minutes on 2 cores).

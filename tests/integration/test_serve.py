@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shutil
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -81,6 +84,10 @@ def test_health_is_open_and_everything_else_needs_the_key(server):
     body = tag["requestBody"]["content"]["application/json"]["schema"]
     assert body["oneOf"][0] == {"required": ["text"]} and body["additionalProperties"] is False
     assert client.get("/docs", headers=AUTH).status_code == 200
+    # Swagger UI's Authorize button fills in the declared bearer scheme.
+    bearer = schema["components"]["securitySchemes"]["bearer"]
+    assert (bearer["type"], bearer["scheme"]) == ("http", "bearer")
+    assert tag["security"] == [{"bearer": []}]
 
 
 @pytest.mark.parametrize("model", ["bilstm", "transformer"])
@@ -198,6 +205,99 @@ def test_fuzzed_requests_never_get_a_server_error(server):
                 # An operation without inputs (e.g. GET /healthz) has no invalid form to generate.
                 assert mode is GenerationMode.NEGATIVE, operation.label
     assert tried >= 100, f"only {tried} fuzzed requests were generated"
+
+
+# The text #marked shows (marks read as their words only), and each mark's (words, label, score).
+MARKED_JS = """(root) => [
+    Array.from(root.childNodes).map(n => n.nodeType === Node.TEXT_NODE ? n.textContent
+                                         : n.querySelector('.entity-text').textContent).join(''),
+    Array.from(root.querySelectorAll('mark')).map(m => [
+        m.querySelector('.entity-text').textContent, m.querySelector('.entity-label').textContent,
+        Number(m.querySelector('.entity-score').textContent)])]"""
+
+
+def _offline(page) -> list[str]:
+    """Refuse, and list, every request the page makes to another server than the one under test."""
+    elsewhere: list[str] = []
+
+    def only_here(request_route) -> None:
+        if request_route.request.url.startswith(BASE + "/"):
+            request_route.continue_()
+        else:
+            elsewhere.append(request_route.request.url)
+            request_route.abort()
+
+    page.route("**/*", only_here)
+    return elsewhere
+
+
+def test_try_page_highlights_what_the_api_answers(server, tmp_path):
+    """A person's path through the page at / in headless Chromium: a wrong key, the right one,
+    a model from the listing, typed text, the entities marked inline with label and score."""
+    from tests.browser import headless_chromium, page_errors
+
+    client = server["client"]
+    # The offsets count code points: an emoji before the entities catches UTF-16 slicing.
+    texts = [EXAMPLE, "😀 " + EXAMPLE.replace("My name", "Your name")]
+    expected = [client.post("/v1/models/bilstm/tag", json={"text": text}, headers=AUTH).json()["results"][0]["entities"]
+                for text in texts]
+    assert all(expected), "the tiny model found no entity: the page would have nothing to show"
+    listed = [m["name"] for m in client.get("/v1/models", headers=AUTH).json()["models"]]
+    with headless_chromium() as browser:
+        page = browser.new_page(viewport={"width": 1000, "height": 760})
+        errors, elsewhere = page_errors(page), _offline(page)
+        page.goto(f"{BASE}/")
+        page.fill("#key", "not-the-key")
+        page.click("#connect")
+        page.wait_for_selector("#status:not([hidden])")
+        assert "API key rejected" in page.text_content("#status") and page.is_disabled("#model")
+
+        page.fill("#key", KEY)
+        page.click("#connect")
+        page.wait_for_selector("#model option[value='bilstm']", state="attached")
+        assert page.is_hidden("#status")
+        assert page.eval_on_selector_all("#model option", "os => os.map(o => o.value)") == listed
+        page.select_option("#model", "bilstm")
+        for i, (text, entities) in enumerate(zip(texts, expected, strict=True)):
+            page.fill("#text", "")
+            page.locator("#text").press_sequentially(text)
+            if i == 0:
+                page.click("#tag")
+            else:
+                page.locator("#text").press("Control+Enter")
+            page.wait_for_function(f"(text) => ({MARKED_JS})(document.getElementById('marked'))[0] === text", arg=text)
+            shown, marks = page.eval_on_selector("#marked", MARKED_JS)
+            assert shown == text, "the marked text differs from the input"
+            assert [(w, label) for w, label, _ in marks] == [(e["word"], e["entity_group"]) for e in entities]
+            assert all(abs(score - e["score"]) <= 0.005 for (_, _, score), e in zip(marks, entities, strict=True))
+            rows = page.eval_on_selector_all("#entities tbody tr", "rs => rs.map(r => r.cells[1].textContent)")
+            assert rows == [e["word"] for e in entities]
+            if i == 0:
+                assert "bilstm v1" in page.text_content("#timing")
+                shot = tmp_path / "try-page.png"
+                page.screenshot(path=str(shot), full_page=True)
+                # PNG signature, then a non-empty image (width and height from the IHDR chunk).
+                data = shot.read_bytes()
+                assert data[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(data[16:20], "big") == 1000
+                if os.environ.get("RAYTAG_SCREENSHOTS"):
+                    shutil.copy(shot, Path(os.environ["RAYTAG_SCREENSHOTS"]) / shot.name)
+        assert not errors and not elsewhere, (errors, elsewhere)
+
+
+def test_docs_render_offline_with_the_authorize_button(server):
+    """Swagger UI from the installed package, in a browser on a machine without internet
+    (the tests run in a loopback-only network namespace): the key rides on every request."""
+    from tests.browser import headless_chromium, page_errors
+
+    with headless_chromium() as browser:
+        page = browser.new_page(extra_http_headers=AUTH)
+        errors, elsewhere = page_errors(page), _offline(page)
+        page.goto(f"{BASE}/docs")
+        page.wait_for_selector(".swagger-ui .opblock-summary-path")
+        paths = page.eval_on_selector_all(".opblock-summary-path", "ps => ps.map(p => p.textContent.trim())")
+        assert "/v1/models/{name}/tag" in paths and "/v1/models" in paths
+        assert page.is_visible(".swagger-ui button.authorize")
+        assert not errors and not elsewhere, (errors, elsewhere)
 
 
 def test_unknown_model_is_404(server):

@@ -71,6 +71,12 @@ def test_one_model_is_served_by_its_own_replicas(registry):
         assert client.post("/v1/models/other/tag", json={"text": "x"}, headers=AUTH).status_code == 404
         assert client.get("/v1/models", headers=AUTH).json()["models"][0]["name"] == "ner"
         assert client.get("/readyz").status_code == 200
+        # The try page and the docs' own files come from the model's replicas too.
+        page = client.get("/")
+        assert page.status_code == 200 and 'id="model"' in page.text
+        assert client.get("/ui/try.js").status_code == 200
+        assert client.get("/docs-assets/swagger-ui-bundle.js").status_code == 401  # docs: private by default
+        assert client.get("/docs-assets/swagger-ui-bundle.js", headers=AUTH).status_code == 200
 
 
 def test_load_step_scales_up_then_back_down_without_failures(registry):

@@ -12,6 +12,8 @@ Either way the model lives in a :class:`~raytag.serving.slot.ModelSlot` whose
 ``user_config`` holds the registry reference: setting ``user_config: {ref: ...}`` for
 ``tagger-<name>`` under ``deployments:`` and deploying again reloads the model in the
 running replicas, which keep answering with the previous version until then.
+
+Both shapes also serve the try page at ``/`` and the API docs (:mod:`raytag.serving.web`).
 """
 
 # No ``from __future__ import annotations``: FastAPI reads the route signatures at
@@ -21,15 +23,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Header, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.security import HTTPBearer
 from pydantic import ValidationError
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 import raytag
+from raytag.serving import web
 from raytag.serving.auth import authorized, load_keys
 from raytag.serving.schemas import ModelInfo, ModelList, Problem, TagRequest, TagResponse, ValidationProblem
 from raytag.serving.settings import IngressLimits, RuntimeConfig, ServeSettings, deployment_name
@@ -47,7 +50,20 @@ api = FastAPI(
     # Served by the gateway itself, so the `docs` setting decides who may read them.
     docs_url=None, redoc_url=None, openapi_url=None,
 )
-_AUTH_HEADER = Header(None, description="Bearer <API key>")
+# The try page at / and its files: open to anyone, it holds no secret (the person types the key).
+api.include_router(web.router)
+
+
+class _BearerHeader(HTTPBearer):
+    """The bearer scheme as the OpenAPI document declares it (Swagger UI's Authorize button),
+    handing on the raw ``Authorization`` header: :func:`authorized` decides, in constant time."""
+
+    async def __call__(self, request: Request) -> str | None:  # type: ignore[override]
+        return request.headers.get("authorization")
+
+
+_AUTH_HEADER = Depends(_BearerHeader(scheme_name="bearer", auto_error=False,
+                                     description="An API key of this server: `Authorization: Bearer <key>`."))
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": Problem, "description": "Malformed request"},
     401: {"model": Problem, "description": "Missing or invalid API key"},
@@ -207,12 +223,18 @@ class Gateway:
     @api.get("/docs", include_in_schema=False)
     async def docs(self, authorization: str | None = _AUTH_HEADER) -> HTMLResponse:
         self._docs_allowed(authorization)
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="raytag API")
+        return web.swagger_page("raytag API")
 
     @api.get("/redoc", include_in_schema=False)
     async def redoc(self, authorization: str | None = _AUTH_HEADER) -> HTMLResponse:
         self._docs_allowed(authorization)
-        return get_redoc_html(openapi_url="/openapi.json", title="raytag API")
+        return web.redoc_page("raytag API")
+
+    # Swagger UI and ReDoc, shipped in the installed packages: the docs work without internet.
+    @api.get(web.DOCS_ASSETS_PATH + "/{name}", include_in_schema=False)
+    async def docs_asset(self, name: str, authorization: str | None = _AUTH_HEADER) -> FileResponse:
+        self._docs_allowed(authorization)
+        return web.docs_asset(name)
 
 
 def build_app(args: dict[str, Any]) -> Any:
