@@ -5,9 +5,11 @@
 
 The inputs (any format ``raytag predict`` reads) are turned into one JSONL file of
 texts, repeated ``--copies`` times, so every side tags the same records. Each side
-runs in its own fresh subprocess, in the same invocation: words/s counts tagging only
-(after the model is loaded; for Ray, from the first shard request to the last shard),
-``wall_s`` the whole side including Ray start-up and model loading.
+runs in its own fresh subprocess, in the same invocation. ``tagging_words_per_s`` counts
+tagging only: in process, after the model is loaded and warmed up; on Ray, from the first
+tagger call's start to the last one's end (actors started and models loaded). ``words_per_s``
+on Ray is over the whole pipeline run (actor start-up and model loading included), ``wall_s``
+the whole side including Ray start-up.
 
 Run inside the loopback namespace, on an otherwise idle machine.
 """
@@ -54,7 +56,8 @@ def in_process(path: str, ref: str, registry: str, batch_size: int) -> dict:
     results = tagger.predict(texts, batch_size=batch_size)
     seconds = time.perf_counter() - t1
     words = sum(len(r.tokens) for r in results)
-    return {"rows": len(results), "words": words, "words_per_s": words / seconds, "wall_s": time.perf_counter() - t0}
+    return {"rows": len(results), "words": words, "tagging_words_per_s": words / seconds,
+            "wall_s": time.perf_counter() - t0}
 
 
 def on_ray(path: str, ref: str, registry: str, batch_size: int, concurrency: int) -> dict:
@@ -68,7 +71,8 @@ def on_ray(path: str, ref: str, registry: str, batch_size: int, concurrency: int
     with ray_session(num_cpus=os.cpu_count(), log_to_driver=False):
         summary = batch_predict([path], out, ref, registry_root=registry, options=options)
     return {"rows": summary.rows, "rejects": summary.rejects, "words": summary.words,
-            "words_per_s": summary.words_per_second, "wall_s": time.perf_counter() - t0}
+            "words_per_s": summary.words_per_second, "tagging_words_per_s": summary.tagging_words_per_second,
+            "tagging_s": summary.tagging_seconds, "run_s": summary.seconds, "wall_s": time.perf_counter() - t0}
 
 
 def main() -> None:
@@ -88,6 +92,10 @@ def main() -> None:
         for concurrency in (1, 2):
             results[f"ray_{concurrency}_actor{'s' * (concurrency > 1)}"] = child(
                 __file__, "on_ray", [*common, str(concurrency)], ENV)
+    base = results["in_process"]["tagging_words_per_s"]
+    for key in ("ray_1_actor", "ray_2_actors"):
+        results[key]["tagging_vs_in_process"] = results[key]["tagging_words_per_s"] / base
+        results[key]["run_vs_in_process"] = results[key]["words_per_s"] / base
     print(json.dumps(results, indent=2))
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from raytag.batch_inputs import InputOptions, Record, detect_format, expand_inputs, read_records
 from raytag.errors import RaytagError
@@ -47,6 +48,9 @@ RECORDS = pa.schema([("file_index", pa.int32()), ("source", pa.string()), ("line
                      ("reject", pa.string())])
 TAGGED = RECORDS.append(pa.field("entities", pa.list_(ENTITY))).append(pa.field("tags", pa.list_(pa.string()))) \
     .append(pa.field("words", pa.int64()))
+# When the actor call that tagged a row started and ended (epoch seconds): the summary's
+# tagging span, which leaves out actor start-up and model loading.
+TIMED = TAGGED.append(pa.field("tag_start", pa.float64())).append(pa.field("tag_end", pa.float64()))
 
 
 class BatchPredictError(RaytagError):
@@ -105,6 +109,8 @@ class BatchSummary:
     rejects: int = 0
     words: int = 0
     seconds: float = 0.0
+    # From the first tagger call's start to the last one's end (no actor start-up).
+    tagging_seconds: float = 0.0
     shards: list[str] = field(default_factory=list)
     rejects_file: str | None = None
     # The first few rejects, ``(where, reason)``, for the CLI to print.
@@ -113,6 +119,10 @@ class BatchSummary:
     @property
     def words_per_second(self) -> float:
         return self.words / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def tagging_words_per_second(self) -> float:
+        return self.words / self.tagging_seconds if self.tagging_seconds > 0 else 0.0
 
 
 # --- plain functions ---------------------------------------------------------------------------
@@ -281,11 +291,17 @@ class TaggerActor:
         self.batch_size = batch_size
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        return pa.Table.from_pylist(tag_rows(self.tagger, batch.to_pylist(), self.batch_size), schema=TAGGED)
+        start = time.time()
+        rows = tag_rows(self.tagger, batch.to_pylist(), self.batch_size)
+        end = time.time()
+        return pa.Table.from_pylist([{**r, "tag_start": start, "tag_end": end} for r in rows], schema=TIMED)
 
 
 def _write_stage(batch: pa.Table, out: str, output_format: str, with_tags: bool) -> pa.Table:
-    return pa.Table.from_pylist([write_shard(batch.to_pylist(), out, output_format, with_tags)])
+    summary = write_shard(batch.drop_columns(["tag_start", "tag_end"]).to_pylist(), out, output_format, with_tags)
+    summary["tag_start"] = pc.min(batch.column("tag_start")).as_py()
+    summary["tag_end"] = pc.max(batch.column("tag_end")).as_py()
+    return pa.Table.from_pylist([summary])
 
 
 @dataclass(frozen=True)
@@ -350,7 +366,13 @@ def _execute(plan: BatchPlan, progress: Callable[[BatchSummary], None] | None) -
                                    "with_tags": options.with_tags})
     summary = BatchSummary()
     start = time.perf_counter()
+    first: float | None = None
+    last: float | None = None
     for written in ds.iter_rows():
+        if written["tag_start"] is not None:
+            first = min(first or written["tag_start"], written["tag_start"])
+            last = max(last or written["tag_end"], written["tag_end"])
+            summary.tagging_seconds = last - first
         summary.rows += written["rows"]
         summary.rejects += written["rejects"]
         summary.words += written["words"]
@@ -386,4 +408,5 @@ def batch_predict(
 
 
 def summary_dict(summary: BatchSummary) -> dict[str, Any]:
-    return {**asdict(summary), "words_per_second": summary.words_per_second}
+    return {**asdict(summary), "words_per_second": summary.words_per_second,
+            "tagging_words_per_second": summary.tagging_words_per_second}

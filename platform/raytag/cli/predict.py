@@ -153,7 +153,8 @@ def _predict_batch(model: str, inputs: list[str], out: str, *, registry: str, to
     if summary.rejects > len(summary.examples):
         err_console.print(f"… and {summary.rejects - len(summary.examples)} more", highlight=False)
     console.print(f"{summary.rows:,} rows tagged, {summary.rejects:,} rejected, {summary.words:,} words in "
-                  f"{summary.seconds:.1f} s ({summary.words_per_second:,.0f} words/s) → {out} "
+                  f"{summary.seconds:.1f} s ({summary.words_per_second:,.0f} words/s; "
+                  f"{summary.tagging_words_per_second:,.0f} words/s once the taggers were loaded) → {out} "
                   f"({len(summary.shards)} shard{'s' * (len(summary.shards) != 1)})", highlight=False, soft_wrap=True)
     if summary.rejects_file:
         console.print(f"rejects: {summary.rejects_file}", highlight=False, soft_wrap=True)
