@@ -156,8 +156,9 @@ def _how_to_load(manifest: Mapping[str, Any], root: str, files: Mapping[str, Pat
              'print(tagger.predict(["My name is Wolfgang and I live in Berkeley."])[0].to_dict())',
              "```", "", f"or `raytag predict {ref} --registry {root} \"some text\"`; `raytag serve {ref} "
              f"--registry {root}` serves it over HTTP.", ""]
-    if manifest.get("kind") == "transformer" and not tagger.get("runtime"):
-        model_dir = tagger.get("model_dir", TRANSFORMER_MODEL_DIR)
+    # Routes are offered by what the artifact holds, not by its kind.
+    model_dir = tagger.get("model_dir", TRANSFORMER_MODEL_DIR)
+    if f"{model_dir}/config.json" in files:  # a save_pretrained directory
         lines += ["With Hugging Face transformers alone (offline; a `save_pretrained` directory with the label "
                   "names and the tokenizer):", "", "```python", "from transformers import pipeline", "",
                   f'tag = pipeline("token-classification", model="artifact/{model_dir}", '
@@ -212,13 +213,12 @@ def _limitations(manifest: Mapping[str, Any], config: Mapping[str, Any], tagger:
     weak = sorted(name for name, row in per_type.items() if isinstance(row.get("f1"), (int, float)) and row["f1"] < 0.5)
     if weak:
         lines.append(f"- Test F1 below 0.5 for {', '.join(weak)}: do not rely on these types.")
-    kind = manifest.get("kind")
-    if kind == "bilstm":
-        chars = tagger.get("char_features", "none")
+    if "char_features" in tagger:  # a word-vocabulary model
+        chars = tagger["char_features"]
         lines.append("- Words outside the training vocabulary share one unknown-word vector"
                      + (" (character features still see their spelling)." if chars != "none"
                         else "; without character features, such words are tagged from context alone."))
-    elif kind == "transformer":
+    if "max_length" in tagger:  # a windowed subword model
         lines.append(f"- Sentences longer than {tagger.get('max_length', '?')} subwords are tagged in overlapping "
                      "windows; the encoder's pretraining data and licence apply.")
     if (manifest.get("config") or {}).get("quantize"):

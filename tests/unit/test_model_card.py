@@ -37,7 +37,8 @@ def test_bilstm_card_shows_the_stock_tensorflow_route_with_its_inputs(tmp_path):
     assert "load_tagger('ner@v3', registry_root='/reg')" in card
     assert 'tf.saved_model.load("artifact/saved_model")' in card
     assert "char_ids = np.zeros((1, len(tokens), 17), np.int32)" in card  # the artifact's own width
-    assert "pipeline(" not in card
+    assert "pipeline(" not in card and "subwords" not in card
+    assert "character features still see their spelling" in card.split("## Limitations")[1]
     word_only = render_card(manifest("bilstm"), files(tmp_path, {**tagger, "char_features": "none"},
                                                       "saved_model/saved_model.pb"), "/reg")
     assert "char_ids" not in word_only and "word_ids" in word_only
@@ -47,7 +48,7 @@ def test_bilstm_card_shows_the_stock_tensorflow_route_with_its_inputs(tmp_path):
 
 def test_transformer_card_shows_the_hugging_face_pipeline(tmp_path):
     tagger = {"kind": "transformer", "entity": True, "max_length": 64, "stride": 8}
-    card = render_card(manifest("transformer"), files(tmp_path, tagger), "s3://bucket/reg")
+    card = render_card(manifest("transformer"), files(tmp_path, tagger, "model/config.json"), "s3://bucket/reg")
     assert 'pipeline("token-classification", model="artifact/model", aggregation_strategy="simple")' in card
     assert "registry_root='s3://bucket/reg'" in card
     assert "longer than 64 subwords" in card
@@ -64,8 +65,9 @@ def test_limitations_name_rare_and_weak_types_from_the_report(tmp_path):
 def test_an_onnx_variant_card_says_what_it_was_exported_from(tmp_path):
     source = {"corpus": {"format": "conll", "path": "train.conll"}, "model": {"kind": "transformer"}}
     config = {"runtime": "onnx", "quantize": "int8", "opset": 17, "source": "ner@v2", "source_config": source}
-    tagger = {"kind": "transformer", "runtime": "onnx", "entity": True}
-    card = render_card(manifest("transformer", config=config, metrics={}), files(tmp_path, tagger), "r")
+    tagger = {"kind": "transformer", "runtime": "onnx", "entity": True, "max_length": 32}
+    card = render_card(manifest("transformer", config=config, metrics={}),
+                       files(tmp_path, tagger, "model.onnx", "tokenizer/tokenizer.json"), "r")
     assert "onnx export (opset 17, int8 weights) of `ner@v2`" in card
     assert "No metrics were recorded" in card and "`train.conll`" in card
     assert "pipeline(" not in card  # the variant has no save_pretrained directory
