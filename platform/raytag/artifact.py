@@ -94,4 +94,5 @@ def register_checkpoint(job: JobConfig, corpus: PreparedCorpus, checkpoint_dir: 
         return Registry(job.registry.root).publish(
             job.model_name(), artifact, kind=job.model.kind, labels=corpus.labels.items, metrics=metrics,
             config=resolved(job), data_fingerprint=corpus.fingerprint, best_metric=best_metric,
+            data=corpus.summary(),
         )

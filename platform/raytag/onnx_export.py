@@ -147,4 +147,4 @@ def register_onnx_variant(registry: Registry, ref: str, quantize: str | None = N
         # with none (bench/onnx_speed.py measures its test F1).
         return registry.publish(version.name, artifact, kind=version.kind, labels=version.labels, metrics={},
                                 config=config, data_fingerprint=version.manifest.get("data_fingerprint", ""),
-                                aliases=[variant_alias(quantize)])
+                                aliases=[variant_alias(quantize)], data=version.manifest.get("data"))

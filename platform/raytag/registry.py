@@ -4,11 +4,13 @@ Layout under the root (a local directory, or any URI pyarrow understands)::
 
     <root>/<name>/v<N>/manifest.json   # written last: a version exists only once it does
     <root>/<name>/v<N>/artifact/...    # model, vocab, curves, report ...
+    <root>/<name>/v<N>/README.md       # the model card, rendered from the manifest and artifact
     <root>/<name>/aliases.json         # {"latest": 3, "best": 2, ...}
 
 A plain path is a *local* root: publish stages files in ``<name>/.staging-<uuid>/`` and
 claims ``v<N>`` by an atomic rename, retrying with N+1 if a concurrent publisher won;
-fetch verifies the files in place. A URI (``s3://...``, ``gs://...``, also ``file://...``)
+fetch verifies the files in place.
+The model card is checksummed in the manifest (``card``) like the artifact files. A URI (``s3://...``, ``gs://...``, also ``file://...``)
 is *remote*: object stores cannot rename atomically, so files go straight under ``v<N>``
 with the manifest last. Readers never see a partial version, but publishers racing for
 one number may clobber each other, so serialise publishes of a model there. Remote
@@ -40,6 +42,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pyarrow.fs as pafs
 
 from raytag.errors import RaytagError
+from raytag.model_card import CARD_FILE, render_card
 
 try:
     import fcntl
@@ -113,6 +116,14 @@ class ModelVersion:
     @property
     def metrics(self) -> dict[str, Any]:
         return self.manifest["metrics"]
+
+    @property
+    def card_uri(self) -> str | None:
+        """Where the version's model card is, or None for a version published without one."""
+        card = self.manifest.get("card")
+        if not isinstance(card, dict):
+            return None
+        return str(Path(self.uri, CARD_FILE)) if "://" not in self.uri else f"{self.uri}/{CARD_FILE}"
 
 
 def _check_name(value: object, what: str, ref: str | None = None) -> str:
@@ -228,6 +239,24 @@ def _verify_local(directory: Path, expected: Files, where: str) -> None:
     _check_listing(expected, {rel: p.stat().st_size for rel, p in found.items()}, where)
     for rel, path in found.items():
         _check_digest(rel, expected, sha256_file(path), where)
+
+
+def _card(manifest: Mapping[str, Any], where: str) -> dict[str, Any] | None:
+    card = manifest.get("card")
+    if card is None:
+        return None
+    if not (isinstance(card, dict) and card.get("path") == CARD_FILE and isinstance(card.get("sha256"), str)
+            and isinstance(card.get("size"), int)):
+        raise RegistryError(f"{where}: corrupt manifest entry for the model card")
+    return card
+
+
+def _check_card(card: Mapping[str, Any], data: bytes | None, where: str) -> None:
+    if data is None:
+        raise ChecksumError(CARD_FILE, "is missing", where)
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != card["sha256"]:
+        raise ChecksumError(CARD_FILE, f"has sha256 {digest}, the manifest says {card['sha256']}", where)
 
 
 def _raytag_version() -> str:
@@ -415,8 +444,11 @@ class Registry:
     def publish(self, name: str, artifact_dir: str | os.PathLike[str], *, kind: str, labels: Sequence[str],
                 metrics: Mapping[str, Any], config: Mapping[str, Any], data_fingerprint: str,
                 aliases: Sequence[str] = ("latest",), best_metric: str | None = None,
-                higher_is_better: bool = True) -> ModelVersion:
+                higher_is_better: bool = True, data: Mapping[str, Any] | None = None) -> ModelVersion:
         """Publish every file under ``artifact_dir`` as the next version of ``name``.
+
+        ``data`` (optional) summarises the training data (splits and their sizes, inputs,
+        vocabulary sizes) for the manifest and the model card written beside the artifact.
 
         Points ``aliases`` at the new version (``latest`` never moves backwards) and, when
         ``best_metric`` is given, moves ``best`` here if ``metrics[best_metric]`` beats the
@@ -449,6 +481,8 @@ class Registry:
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "raytag_version": _raytag_version(),
         }
+        if data is not None:
+            body["data"] = dict(data)
         _dumps(body, "manifest")  # fail before copying anything
         manifest = self._write_version(name, files, body)
         version = manifest["version"]
@@ -470,6 +504,11 @@ class Registry:
                 entries[rel] = {"sha256": sha, "size": size}
             for _ in range(_MAX_CLAIM_ATTEMPTS):
                 manifest = {**body, "version": version, "files": entries}
+                # Rendered per attempt: the card names the version number this attempt claims.
+                card = self._render_card(manifest, files)
+                with self._open_output(f"{work}/{CARD_FILE}") as out:
+                    out.write(card)
+                manifest["card"] = {"path": CARD_FILE, "sha256": hashlib.sha256(card).hexdigest(), "size": len(card)}
                 with self._open_output(f"{work}/{MANIFEST}") as out:
                     out.write(_dumps(manifest, "manifest"))
                 if not self._local:
@@ -485,6 +524,29 @@ class Registry:
         except BaseException:
             self._remove_dir(work)
             raise
+
+    def _render_card(self, manifest: dict[str, Any], files: Mapping[str, Path]) -> bytes:
+        try:
+            return render_card(manifest, files, self._uri).encode()
+        except Exception:  # noqa: BLE001 - a card must never cost a trained model its registration
+            log.exception("could not render the model card of %s@v%s; writing a minimal one",
+                          manifest["name"], manifest["version"])
+            return (f"# {manifest['name']} v{manifest['version']}\n\nkind: {manifest['kind']}\n\nlabels: "
+                    f"{', '.join(manifest['labels'])}\n\nmetrics: {json.dumps(manifest['metrics'])}\n").encode()
+
+    def card(self, ref: str | ModelRef) -> str:
+        """The model card (Markdown) of ``ref``, checked against the manifest's checksum."""
+        mv = self.resolve(ref)
+        card = _card(mv.manifest, mv.ref)
+        if card is None:
+            raise ModelNotFoundError(f"{mv.ref} was published without a model card")
+        path = self._path(mv.name, f"v{mv.version}", CARD_FILE)
+        data = None
+        if self._exists(path):
+            with self._fs.open_input_stream(path) as fh:
+                data = fh.read()
+        _check_card(card, data, mv.ref)
+        return data.decode("utf-8")
 
     def _update_aliases(self, name: str, version: int, alias_list: list[str], best_metric: str | None,
                         score: Any, higher_is_better: bool) -> None:
@@ -523,6 +585,10 @@ class Registry:
         if self._local:
             artifact = Path(self._root, mv.name, f"v{mv.version}", ARTIFACT)
             _verify_local(artifact, expected, mv.ref)
+            card = _card(mv.manifest, mv.ref)
+            if card is not None:
+                path = artifact.parent / CARD_FILE
+                _check_card(card, path.read_bytes() if path.is_file() else None, mv.ref)
             return artifact
         if cache_dir is None:
             base = Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "raytag" / "registry"

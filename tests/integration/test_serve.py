@@ -366,6 +366,41 @@ def test_overload_returns_503_with_retry_after_and_never_hangs(server):
         time.sleep(0.2)
 
 
+def scrape_raytag_samples() -> list:
+    """The raytag samples on every node's Prometheus endpoint (Ray's metrics agent)."""
+    import ray
+    from prometheus_client.parser import text_string_to_metric_families
+
+    samples = []
+    for node in ray.nodes():
+        if node["Alive"]:
+            text = httpx.get(f"http://{node['NodeManagerAddress']}:{node['MetricsExportPort']}/metrics", timeout=10).text
+            samples += [s for family in text_string_to_metric_families(text) for s in family.samples
+                        if s.name.startswith("ray_raytag_")]
+    return samples
+
+
+def test_per_model_metrics_reach_rays_prometheus_endpoint(server):
+    client = server["client"]
+    for name in ("bilstm", "tight"):
+        assert client.post(f"/v1/models/{name}/tag", json={"texts": [EXAMPLE, "Paris"]}, headers=AUTH).status_code == 200
+    deadline = time.monotonic() + 60  # replicas push their metrics every few seconds
+    while True:
+        samples = scrape_raytag_samples()
+        ok = {s.labels["model"]: s.value for s in samples
+              if s.name == "ray_raytag_requests_total" and s.labels.get("outcome") == "ok"}
+        if {"bilstm", "tight"} <= set(ok) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert ok.get("bilstm", 0) >= 1 and ok.get("tight", 0) >= 1, f"requests by model: {ok}"
+    names = {s.name for s in samples if s.labels.get("model") == "bilstm"}
+    assert {"ray_raytag_texts_total", "ray_raytag_request_latency_s_bucket", "ray_raytag_batch_size_bucket",
+            "ray_raytag_model_version"} <= names
+    # Serve's own tags come with every sample, the served name (not the registry ref) as the model.
+    version = [s for s in samples if s.name == "ray_raytag_model_version" and s.labels["model"] == "tight"]
+    assert version and all(s.value == 1 and s.labels["deployment"] == "tagger-tight" for s in version)
+
+
 def test_version_switch_under_load_drops_nothing(server):
     from raytag.serving.deploy import app_config, deploy
 

@@ -98,6 +98,23 @@ def test_overfit_register_and_tag_raw_text(ray_local, tmp_path):
         ("PER", "Ada", 0, 3), ("LOC", "Paris", 14, 19)]
     assert all(0.5 < e.score <= 1.0 for e in first.entities + second.entities)
 
+    # The version's card is written from what was recorded: data sizes, labels, scores.
+    registry = Registry(job.registry.root)
+    card = registry.card("overfit")
+    splits = version.manifest["data"]["splits"]
+    assert f"| test | {splits['test']['sentences']} | {splits['test']['tokens']} |" in card
+    assert "`B-PER`" in card and f"| f1 | {version.metrics['dev_f1']:.4f} | 1.0000 |" in card
+    # The SavedModel beside model.keras scores like the model raytag loads.
+    import numpy as np
+    import tensorflow as tf
+
+    from raytag.models.bilstm import predict_proba
+
+    inputs = {"word_ids": np.array([[2, 3, 4, 0], [5, 6, 7, 8]], np.int32)}
+    serve = tf.saved_model.load(str(registry.fetch("overfit") / "saved_model")).signatures["serving_default"]
+    np.testing.assert_allclose(serve(word_ids=tf.constant(inputs["word_ids"]))["scores"].numpy(),
+                               predict_proba(tagger.model, inputs), atol=1e-5)
+
 
 def test_pos_plain_tags(ray_local, tmp_path):
     gmb = write(tmp_path, "g.csv", GMB * 1, encoding="latin-1")

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Callable
 
@@ -16,6 +19,7 @@ from raytag.models.bilstm import (
     build_model,
     compile_model,
     encode_batch,
+    export_saved_model,
     keras,
     load_model,
     predict_proba,
@@ -125,6 +129,51 @@ def test_char_bilstm_round_trips_and_ignores_padding(tmp_path) -> None:
     for i, tokens in enumerate(TOKENS):
         alone = predict_proba(model, encode([i], "bilstm")[0])[0]
         np.testing.assert_allclose(alone, before[i, : len(tokens)], atol=1e-5)
+
+
+# Runs in a fresh interpreter with stock TensorFlow settings (Keras 3 as tf.keras, no raytag).
+STOCK_TF_LOADER = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+
+out = {}
+for name, path in json.loads(sys.argv[1]).items():
+    serve = tf.saved_model.load(path).signatures["serving_default"]
+    arrays = np.load(path + ".npz")
+    result = serve(**{key: tf.constant(arrays[key]) for key in arrays.files})
+    out[name] = result["scores"].numpy().tolist()
+leaked = sorted(m for m in sys.modules if m.split(".")[0] in ("raytag", "tf_keras"))
+print(json.dumps({"scores": out, "leaked": leaked}))
+"""
+
+
+@pytest.mark.slow
+def test_saved_model_loads_in_stock_tensorflow_and_scores_the_same(tmp_path) -> None:
+    expected, paths = {}, {}
+    for kind in ("none", "cnn", "bilstm"):
+        keras.utils.set_random_seed(3)
+        model = build_model(tiny_config(kind), len(WORDS), len(CHARS), len(LABELS))
+        inputs, _ = encode(range(len(CORPUS)), kind)
+        # Padded rows and an unknown character: whatever raytag feeds the model.
+        inputs = {k: v for k, v in inputs.items() if k in model.input_names}
+        if kind != "none":
+            inputs["char_ids"][0, 0, 0] = OOV_ID
+        expected[kind] = predict_proba(model, inputs)
+        path = export_saved_model(model, tmp_path / kind)
+        assert (path / "saved_model.pb").is_file()
+        np.savez(f"{path}.npz", **inputs)
+        paths[kind] = str(path)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "TF_USE_LEGACY_KERAS")}
+    done = subprocess.run([sys.executable, "-c", STOCK_TF_LOADER, json.dumps(paths)], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    assert answer["leaked"] == []
+    for kind, scores in expected.items():
+        np.testing.assert_allclose(np.asarray(answer["scores"][kind]), scores, atol=1e-5)
+    # Different char features must give different scores, or the comparison proves little.
+    assert not np.allclose(expected["cnn"], expected["bilstm"])
 
 
 @pytest.mark.parametrize("kind", ["cnn", "bilstm"])

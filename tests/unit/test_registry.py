@@ -335,6 +335,8 @@ def test_local_publish_retries_when_another_publisher_took_the_number(tmp_path, 
     mv = publish(registry, artifact)
     assert mv.version == 2 and mv.manifest["version"] == 2
     assert registry.resolve("ner@2").manifest["version"] == 2
+    # The retry re-rendered the card for the number it finally claimed.
+    assert registry.card("ner@2").startswith("# ner v2\n") and "ner@v2" in registry.card("ner@2")
     assert registry.resolve("ner@1").version == 1
     assert no_leftovers(tmp_path / "registry" / "ner") == ["v1", "v2"]
     assert len(calls) >= 2  # the collision was seen and the number re-read
@@ -359,6 +361,7 @@ def test_concurrent_local_publishers_get_distinct_versions(tmp_path, artifact):
     assert errors == []
     assert sorted(results) == list(range(1, 9))
     assert registry.aliases("ner") == {"latest": 8}
+    assert all(registry.card(f"ner@{v}").startswith(f"# ner v{v}\n") for v in range(1, 9))
     assert no_leftovers(tmp_path / "registry" / "ner") == [f"v{i}" for i in range(1, 9)]
 
 
@@ -434,3 +437,68 @@ def test_bad_root_uri_is_a_registry_error():
 
 def test_empty_registry_lists_nothing(registry):
     assert registry.list_models() == []
+
+
+# -- model cards ---------------------------------------------------------------------
+
+DATA = {"splits": {"train": {"sentences": 812, "tokens": 9431}, "test": {"sentences": 97, "tokens": 1123}},
+        "vocab": {"words": 1501, "chars": 77, "labels": 3}, "inputs": [{"file": "ner.conll", "sha256": "ab", "bytes": 5}]}
+
+
+def test_published_version_has_a_checksummed_model_card(registry, root, artifact, cache):
+    mv = publish(registry, artifact, metrics={"test_f1": 0.8125, "dev_f1": 0.7031, "epoch": 4}, data=DATA,
+                 config={"model": {"kind": "bilstm", "lstm_units": 48}, "corpus": {"format": "conll", "path": "ner.conll"}})
+    path = root[0] / "ner" / "v1" / "README.md"
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith("# ner v1\n")
+    assert "`O`, `B-PER`, `I-PER`" in text  # the labels, in order
+    assert "| f1 | 0.7031 | 0.8125 |" in text  # dev and test F1 side by side
+    assert "| epoch | 4 |" in text
+    assert "| train | 812 | 9431 |" in text and "| test | 97 | 1123 |" in text
+    assert "| lstm_units | `48` |" in text and "load_tagger('ner@v1'" in text
+    assert "artifact/config.yaml" in text
+    assert mv.manifest["data"] == DATA
+    assert mv.manifest["card"] == {"path": "README.md", "sha256": sha256_file(path), "size": path.stat().st_size}
+    assert registry.card("ner") == text
+    assert mv.card_uri is not None and mv.card_uri.endswith("ner/v1/README.md")
+    # The card sits beside the artifact, never in it: loaders see the same files as before.
+    assert read_tree(registry.fetch("ner", cache_dir=cache)) == ARTIFACT_FILES
+
+
+def test_a_changed_or_missing_card_fails_its_checksum(registry, root, artifact):
+    publish(registry, artifact)
+    path = root[0] / "ner" / "v1" / "README.md"
+    path.write_text(path.read_text() + "all entity types are perfect\n")
+    with pytest.raises(ChecksumError, match="README.md") as info:
+        registry.card("ner")
+    assert info.value.reason.startswith("has sha256")
+    if registry.is_local:
+        with pytest.raises(ChecksumError, match="README.md"):
+            registry.fetch("ner")
+    path.unlink()
+    with pytest.raises(ChecksumError, match="README.md.* is missing"):
+        registry.card("ner")
+
+
+def test_a_card_that_cannot_be_rendered_never_blocks_publishing(registry, root, artifact, monkeypatch):
+    def broken(*args, **kwargs):
+        raise KeyError("surprise")
+
+    monkeypatch.setattr(reg, "render_card", broken)
+    mv = publish(registry, artifact)
+    assert mv.version == 1
+    text = registry.card("ner")
+    assert text.startswith("# ner v1") and "O, B-PER, I-PER" in text and '"f1": 0.8' in text
+
+
+def test_versions_published_before_cards_still_load(registry, root, artifact, cache):
+    publish(registry, artifact)
+    manifest_path = root[0] / "ner" / "v1" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["card"]
+    manifest_path.write_text(json.dumps(manifest))
+    (root[0] / "ner" / "v1" / "README.md").unlink()
+    assert read_tree(registry.fetch("ner", cache_dir=cache)) == ARTIFACT_FILES
+    assert registry.resolve("ner").card_uri is None
+    with pytest.raises(ModelNotFoundError, match="without a model card"):
+        registry.card("ner")

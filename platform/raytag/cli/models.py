@@ -1,4 +1,4 @@
-"""``raytag models``: list, show and alias registered models."""
+"""``raytag models``: list, show, alias registered models and print their cards."""
 
 from __future__ import annotations
 
@@ -73,3 +73,18 @@ def models_alias(
     except RegistryError as exc:
         fail(exc)
     console.print(f"{version.name}@{alias} → v{version.version}")
+
+
+@models_app.command("card")
+def models_card(
+    ref: Annotated[str, typer.Argument(help="name[@version|@alias]")],
+    registry: RegistryOption = "runs/registry",
+) -> None:
+    """Print a version's model card (Markdown): data, metrics, labels, config, how to load, limitations."""
+    from raytag.registry import Registry, RegistryError
+
+    try:
+        text = Registry(registry).card(ref)
+    except RegistryError as exc:
+        fail(exc)
+    typer.echo(text, nl=False)

@@ -57,6 +57,19 @@ class PreparedCorpus:
     def labels(self) -> Vocabulary:
         return Vocabulary.load(self.directory / LABELS_FILE)
 
+    def summary(self) -> dict[str, Any]:
+        """What a model card says about the data: inputs, split sizes, vocabulary sizes, skips."""
+        manifest = self.manifest
+        return {
+            "inputs": [{k: entry.get(k) for k in ("file", "split", "sha256", "bytes")}
+                       for entry in manifest.get("inputs", [])],
+            "splits": {name: {"sentences": info.get("sentences"), "tokens": info.get("tokens")}
+                       for name, info in manifest["splits"].items()},
+            "vocab": {k: v for k, v in (manifest.get("vocab") or {}).items() if k != "files"},
+            "scheme": manifest.get("scheme"),
+            "skipped_sentences": (manifest.get("errors") or {}).get("skipped_sentences", 0),
+        }
+
     def require_split(self, name: str) -> None:
         if name not in self.manifest["splits"]:
             raise KeyError(f"split {name!r} is not in {self.directory} (splits: {', '.join(self.splits)})")

@@ -36,6 +36,7 @@ __all__ = [
     "build_model",
     "compile_model",
     "encode_batch",
+    "export_saved_model",
     "load_model",
     "predict_proba",
     "save_model",
@@ -43,6 +44,10 @@ __all__ = [
 
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "model_config.json"
+# A TensorFlow SavedModel of the same weights: loads with tf.saved_model.load alone,
+# without raytag's custom layers (which model.keras needs registered).
+SAVED_MODEL_DIR = "saved_model"
+SERVING_OUTPUT = "scores"
 CHAR_KERNEL_SIZE = 3
 # Sentences are sorted by length inside pools of this many batches: large enough that
 # batches are nearly uniform in length, small enough that epochs still differ.
@@ -341,3 +346,30 @@ def load_model(directory: str | os.PathLike[str], *, compile: bool = True) -> ke
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no saved model (expected {MODEL_FILE} from save_model)")
     return keras.models.load_model(path, safe_mode=True, compile=compile)
+
+
+def export_saved_model(model: keras.Model, directory: str | os.PathLike[str]) -> Path:
+    """Write ``saved_model/``: the model as a plain TensorFlow SavedModel. Returns its path.
+
+    Its ``serving_default`` signature takes the model inputs by name (``word_ids`` int32
+    ``[batch, time]`` and, with char features, ``char_ids`` int32 ``[batch, time,
+    max_word_length]``; 0 is padding) and returns ``{"scores": [batch, time, labels]}``,
+    the softmax probabilities :func:`predict_proba` returns. Only the traced graph and the
+    variables are saved, no Keras objects, so ``tf.saved_model.load`` needs neither raytag
+    nor its custom layers.
+    """
+    target = Path(directory) / SAVED_MODEL_DIR
+    names = list(model.input_names)
+    specs = [tf.TensorSpec(tensor.shape, tf.int32, name=name) for name, tensor in zip(names, model.inputs, strict=True)]
+
+    def serve(*args: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {SERVING_OUTPUT: model(dict(zip(names, args, strict=True)), training=False)}
+
+    function = tf.function(serve, input_signature=specs)
+    # A bare tf.Module holding the variables: saving the Keras model itself would also
+    # serialise every layer's Keras metadata, which loads back only with those classes.
+    module = tf.Module()
+    module.model_variables = list(model.variables)
+    module.serve = function
+    tf.saved_model.save(module, str(target), signatures={"serving_default": function})
+    return target

@@ -121,7 +121,7 @@ class Gateway:
         self.settings = limits
         self.keys = load_keys(limits.api_keys_env, limits.api_keys_file)
         self.local_name = local[0] if local else None
-        self.slot = ModelSlot(local[1]) if local else None
+        self.slot = ModelSlot(local[1], local[0]) if local else None
         self.taggers = taggers
 
     # What a tagger replica answers to handles, so both shapes look alike from outside.
@@ -258,7 +258,7 @@ def build_app(args: dict[str, Any]) -> Any:
         model.name: TaggerDeployment.options(
             name=deployment_name(model.name), user_config=model.runtime(root).model_dump(mode="json"),
             **model.deployment_options(settings.retry_after_s),
-        ).bind(model.runtime(root))
+        ).bind(model.runtime(root), model.name)
         for model in settings.models
     }
     return serve.deployment(Gateway).options(name="Ingress", **settings.ingress_options()).bind(limits, None, taggers)

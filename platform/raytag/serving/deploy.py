@@ -1,9 +1,11 @@
 """Deploy serving applications from Serve config data, the way ``serve deploy`` does.
 
-Config deploys give every deployment a code version derived from the import path
-and runtime_env, so a redeploy that only changes a model's registry ref updates
+Deploys go through Serve's public REST API on Ray's dashboard, as ``serve deploy`` and
+KubeRay do. Config deploys give every deployment a code version derived from the import
+path and runtime_env, so a redeploy that only changes a model's registry ref updates
 ``user_config`` and Serve calls ``reconfigure`` on the running replicas: no restart,
-no dropped request. (``serve.run`` on a Python app object would replace them.)
+no dropped request. (``serve.run`` on a Python app object gives every deploy a new
+version and would replace them.)
 """
 
 from __future__ import annotations
@@ -84,16 +86,46 @@ def load_config(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def deploy(config: dict[str, Any], *, wait_s: float = 300.0) -> None:
-    """Apply a Serve config on the connected Ray and wait until every application is RUNNING."""
+def dashboard_address(address: str | None = None) -> str:
+    """The HTTP address of Ray's dashboard, where Serve's REST API takes config deploys.
+
+    ``address`` if given, else ``RAY_DASHBOARD_ADDRESS`` (as for ``serve deploy``), else the
+    dashboard of the Ray this process is connected to.
+    """
+    import ray
+
+    found = address or os.environ.get("RAY_DASHBOARD_ADDRESS")
+    if not found:
+        if not ray.is_initialized():
+            raise RuntimeError("not connected to Ray: start or connect to Ray before deploying")
+        # Connected already, so this only returns the running session's context (public API).
+        found = ray.init(ignore_reinit_error=True).dashboard_url
+    if not found:
+        raise RuntimeError("this Ray runs without its dashboard, which serves Serve's REST API for config "
+                           "deploys; install ray[serve] (it brings the dashboard) or set RAY_DASHBOARD_ADDRESS")
+    return found if "://" in found else f"http://{found}"
+
+
+def deploy(config: dict[str, Any], *, wait_s: float = 300.0, address: str | None = None) -> None:
+    """Apply a Serve config as ``serve deploy`` does and wait until every application is RUNNING.
+
+    The config goes to Serve's REST API (``PUT /api/serve/applications/`` on Ray's dashboard,
+    see :func:`dashboard_address`), which starts Serve with the config's ``http_options`` if
+    it is not running and applies the config declaratively: applications missing from it
+    are removed, and a change to a deployment's ``user_config`` alone reconfigures its
+    running replicas in place.
+    """
     from ray import serve
-    from ray.serve.context import _get_global_client
+    from ray.dashboard.modules.serve.sdk import ServeSubmissionClient
     from ray.serve.schema import ServeDeploySchema
 
-    schema = ServeDeploySchema.model_validate(config)
-    http = config.get("http_options") or {}
-    serve.start(http_options={"host": http.get("host", "127.0.0.1"), "port": http.get("port", 8000)})
-    _get_global_client().deploy_apps(schema)
+    # The REST API validates too, but answers a bad config with a bare 400.
+    ServeDeploySchema.model_validate(config)
+    url = dashboard_address(address)
+    try:
+        ServeSubmissionClient(url).deploy_applications(config)
+    except (OSError, RuntimeError, ValueError) as exc:  # connection refused, HTTP errors, a bad address
+        raise RuntimeError(f"serve deploy through Ray's dashboard at {url} failed: {exc}") from None
     names = [app["name"] for app in config["applications"]]
     deadline = time.monotonic() + wait_s
     while True:

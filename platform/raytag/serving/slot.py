@@ -19,6 +19,7 @@ from typing import Any
 
 from ray import serve
 
+from raytag.serving.metrics import SlotMetrics
 from raytag.serving.settings import RuntimeConfig
 
 logger = logging.getLogger("ray.serve")
@@ -43,11 +44,14 @@ class ModelSlot:
     ``tag`` refuses (returns None) when its texts could not start within ``max_wait_s``,
     judged from the texts already admitted and the measured cost of one text in recent
     batches. Accepted requests therefore wait at most about ``max_wait_s`` before the model
-    starts on them.
+    starts on them. Requests, latencies and batch sizes go to :class:`SlotMetrics`, tagged
+    with ``name`` (the served model name; by default the reference's model name).
     """
 
-    def __init__(self, runtime: RuntimeConfig) -> None:
+    def __init__(self, runtime: RuntimeConfig, name: str | None = None, metrics: SlotMetrics | None = None) -> None:
         self.base = runtime
+        self.name = name or runtime.ref.partition("@")[0]
+        self.metrics = metrics if metrics is not None else SlotMetrics(self.name)
         self.config = runtime
         self.tagger: Any = None
         self.model: dict[str, Any] = {}
@@ -71,6 +75,7 @@ class ModelSlot:
                 per_text = await self._run(calibrate, tagger, config.max_batch_size)
                 self.tagger, self.model = tagger, {**info, "key": wanted}
                 self._seconds_per_text = per_text
+                self.metrics.loaded(info["version"])
                 logger.info("serving %s on %s", info["ref_resolved"], tagger.device)
             self._tag.set_max_batch_size(config.max_batch_size)
             self._tag.set_batch_wait_timeout_s(config.batch_wait_timeout_s)
@@ -98,15 +103,26 @@ class ModelSlot:
         """``(version, results)`` for every item in order, or None when refused for load."""
         if self.expected_wait_s() > self.config.max_wait_s:
             self.refused += 1
+            self.metrics.refused()
             return None
+        started = time.perf_counter()
         self._pending += len(items)
+        self.metrics.pending(self._pending)
         size = self.config.max_batch_size
         try:
             # Whole chunks of a request go through the batcher, not one entry per text: its
             # per-entry bookkeeping would otherwise cost more than the model on short texts.
             chunks = await asyncio.gather(*(self._tag(items[i : i + size]) for i in range(0, len(items), size)))
+        except asyncio.CancelledError:  # the caller went away
+            self.metrics.failed("cancelled")
+            raise
+        except Exception:
+            self.metrics.failed("error")
+            raise
         finally:
             self._pending -= len(items)
+            self.metrics.pending(self._pending)
+        self.metrics.answered(len(items), time.perf_counter() - started)
         version = max((v for v, _ in chunks), default=self.model.get("version", 0))
         results = [r for _, chunk in chunks for r in chunk]
         if not with_tokens:
@@ -124,7 +140,9 @@ class ModelSlot:
         started = time.perf_counter()
         results = await self._run(_predict, tagger, items) if items else []
         if items:
-            per_text = (time.perf_counter() - started) / len(items)
+            seconds = time.perf_counter() - started
+            self.metrics.batch(len(items), seconds)
+            per_text = seconds / len(items)
             # Full batches say the most about the cost under load, so they weigh the most.
             weight = _EWMA * min(1.0, len(items) / self.config.max_batch_size)
             self._seconds_per_text = (1 - weight) * self._seconds_per_text + weight * per_text

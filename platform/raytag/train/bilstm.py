@@ -53,13 +53,16 @@ class BiLSTMAdapter:
         return list(json.loads((checkpoint_dir / KERAS_STATE).read_text())["history"])
 
     def export(self, job: JobConfig, corpus: PreparedCorpus, checkpoint_dir: Path, out: Path) -> dict[str, Any]:
-        """Rebuild the model outside any strategy, load the checkpoint's weights, save it."""
+        """Rebuild the model outside any strategy, load the checkpoint's weights, save it
+        in Keras format (what raytag loads) and as a SavedModel (what stock TensorFlow loads)."""
         from raytag.models import bilstm
 
         model_cfg = model_config(job)
         model = bilstm.build_model(model_cfg, len(corpus.words), len(corpus.chars), len(corpus.labels))
         model.load_weights(str(checkpoint_dir / KERAS_WEIGHTS))
         bilstm.save_model(model, out, model_cfg)
+        bilstm.export_saved_model(model, out)
         for name in VOCAB_FILES:
             shutil.copyfile(corpus.directory / name, out / name)
-        return {"char_features": model_cfg.char_features, "max_word_length": model_cfg.max_word_length}
+        return {"char_features": model_cfg.char_features, "max_word_length": model_cfg.max_word_length,
+                "saved_model": bilstm.SAVED_MODEL_DIR}
