@@ -38,7 +38,9 @@ class TransformerAdapter:
             )
 
     def train_columns(self, job: JobConfig) -> list[str]:
-        return ["window_input_ids", "window_labels"]
+        # Augmentation re-cuts windows from the (perturbed) words and their tags.
+        extra = ["tokens", "tag_ids"] if job.train.augment.enabled else []
+        return ["window_input_ids", "window_labels", *extra]
 
     def worker_loop(self) -> Callable[[dict[str, Any]], None]:
         from raytag.train.hf_loop import train_loop
