@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import random
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from raytag.augment import augment_sentence, augment_sentences
 from raytag.config import AugmentConfig, BiLSTMConfig, JobConfig, TrainConfig, TransformerConfig, load_job
 from raytag.corpus.prepared import PreparedCorpus
-from raytag.corpus.vocab import OOV_ID, PAD_ID, Vocabulary
+from raytag.corpus.vocab import OOV_ID, PAD_ID
 from raytag.errors import ConfigError
 from raytag.perturb import is_eligible
+from tests.helpers import TableShard, hand_prepared_corpus
 
 WORDS = ["Ada", "Lovelace", "visited", "Paris", "and", "London", "in", "1843", ".", "Grace", "Hopper", "left", "Oslo"]
 
@@ -101,35 +100,8 @@ TAGS = {"Ada": "B-PER", "Lovelace": "I-PER", "Grace": "B-PER", "Hopper": "I-PER"
         "London": "B-LOC", "Oslo": "B-LOC"}
 
 
-class TableShard:
-    """The slice of the Ray Data shard API the loop uses, over an in-memory table."""
-
-    def __init__(self, table: pa.Table) -> None:
-        self.table = table
-
-    def iter_batches(self, batch_size: int, batch_format: str = "pyarrow"):
-        for offset in range(0, self.table.num_rows, batch_size):
-            yield self.table.slice(offset, batch_size)
-
-
 def prepared_corpus(directory: Path, train: list[list[str]], dev: list[list[str]]) -> PreparedCorpus:
-    """A prepared corpus written by hand: what `raytag prepare` writes, minus Ray."""
-    words = Vocabulary.build(Counter(w for s in train for w in s))
-    chars = Vocabulary.build(Counter(c for s in train for w in s for c in w))
-    labels = Vocabulary.labels(["O", "B-PER", "I-PER", "B-LOC"])
-    directory.mkdir(parents=True)
-    for vocab, name in ((words, "words.json"), (chars, "chars.json"), (labels, "labels.json")):
-        vocab.save(directory / name)
-    splits = {}
-    for split, rows in (("train", train), ("dev", dev)):
-        tags = [[TAGS.get(w, "O") for w in s] for s in rows]
-        table = pa.table({"tokens": rows, "tags": tags, "word_ids": [words.encode(s) for s in rows],
-                          "tag_ids": [labels.encode(t) for t in tags]})
-        pq.write_table(table, directory / f"{split}.parquet")
-        splits[split] = {"shards": [f"{split}.parquet"], "sentences": len(rows)}
-    manifest = {"splits": splits, "entity": True, "fingerprint": "test"}
-    (directory / "manifest.json").write_text(json.dumps(manifest))
-    return PreparedCorpus(directory)
+    return hand_prepared_corpus(directory, {"train": train, "dev": dev}, lambda word: TAGS.get(word, "O"))
 
 
 @pytest.fixture()
@@ -298,3 +270,32 @@ def test_transformer_reads_words_and_tags_only_when_augmenting() -> None:
     assert TransformerAdapter().train_columns(job) == ["window_input_ids", "window_labels"]
     job.train.augment = AugmentConfig(sentences=0.2)
     assert TransformerAdapter().train_columns(job)[-2:] == ["tokens", "tag_ids"]
+
+
+@pytest.mark.slow  # fine-tunes a tiny encoder for two epochs
+def test_hf_trainer_moves_the_augmented_dataset_through_its_epochs(tmp_path: Path) -> None:
+    from raytag.models.transformer import load_tokenizer
+    from raytag.subword_stage import encode_windows
+    from raytag.train.augmented_windows import AugmentEpochs
+    from raytag.train.hf_loop import augmented_features, build_trainer
+    from tests.helpers import tiny_encoder
+
+    encoder = tiny_encoder(tmp_path / "encoder", [w.lower() for w in WORDS])
+    corpus = prepared_corpus(tmp_path / "prepared", sentences(40, seed=5), sentences(8, seed=6))
+    tokenizer = load_tokenizer(encoder)
+    tokenizer.save_pretrained(str(corpus.directory / "tokenizer"))
+    model = TransformerConfig(encoder=str(encoder), max_length=32, stride=1, warmup_ratio=0.0)
+    train_table = encode_windows(corpus.table("train"), tokenizer, model.max_length, model.stride, False)
+    job = JobConfig(name="j", corpus={"format": "conll", "path": "x.conll"}, model=model,
+                    train=TrainConfig(epochs=2, batch_size=8, augment=AugmentConfig(sentences=0.5)))
+
+    features = augmented_features(job, corpus, [train_table])
+    epochs: list[int] = []
+    set_epoch = features.set_epoch
+    features.set_epoch = lambda epoch: (epochs.append(epoch), set_epoch(epoch))  # type: ignore[method-assign]
+    trainer = build_trainer(job, corpus, features, str(tmp_path / "out"), world=1)
+    trainer.add_callback(AugmentEpochs(features))
+    trainer.train()
+    assert trainer.state.global_step == 2 * -(-len(features) // 8)
+    # Each pass over the data drew its batches from that epoch's perturbations.
+    assert sorted(set(epochs)) == [0, 1] and features.epoch == 1

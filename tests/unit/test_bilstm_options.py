@@ -139,3 +139,40 @@ def test_overfit_save_reload_and_tag_identically(fitted, tmp_path: Path) -> None
     [text] = tagger.predict(["Grace Hopper left Oslo in May"])
     assert [(e.entity_group, e.word) for e in text.entities] == [("PER", "Grace Hopper"), ("LOC", "Oslo"),
                                                                   ("MISC", "May")]
+
+
+def test_exported_artifact_tags_like_the_model(tmp_path: Path) -> None:
+    from raytag.artifact import export
+    from raytag.config import JobConfig, TrainConfig
+    from raytag.tagger import load_tagger
+    from tests.helpers import hand_prepared_corpus
+
+    names = {"Ada": "B-PER", "Hopper": "I-PER", "Paris": "B-LOC"}
+    rows = [["Ada", "Hopper", "visited", "Paris", "."], ["the", "EU", "met", "in", "PARIS"]]
+    corpus = hand_prepared_corpus(tmp_path / "prepared", {"train": rows, "dev": rows}, lambda w: names.get(w, "O"))
+    job = JobConfig(name="j", corpus={"format": "conll", "path": "x.conll"}, model=CONFIG,
+                    train=TrainConfig(constrained_decoding=False))
+    keras.utils.set_random_seed(3)
+    model = build_model(CONFIG, len(corpus.words), len(corpus.chars), len(corpus.labels))
+    layer = model.get_layer("crf")
+    layer.transitions.assign(np.random.default_rng(0).normal(size=layer.transitions.shape))
+    checkpoint = tmp_path / "checkpoint"
+    checkpoint.mkdir()
+    model.save_weights(str(checkpoint / "weights.h5"))
+
+    out = export(job, corpus, checkpoint, [], tmp_path / "artifact")
+    meta = json.loads((out / "tagger.json").read_text())
+    assert (meta["casing_features"], meta["output"], meta["constrained_decoding"]) == (True, "crf", False)
+    # Unseen words and another casing than in training: the Tagger must encode them as training did.
+    sentences = rows + [["ADA", "visited", "paris", "Zurich"]]
+    inputs, _ = encode_batch([corpus.words.encode(s) for s in sentences], sentences, corpus.chars,
+                             CONFIG.max_word_length, casing=True)
+    probs, emissions = predict_outputs(model, inputs)
+    paths = decode_outputs(probs, emissions, transition_scores(model), [len(s) for s in sentences],
+                           corpus.labels.items, constrained=False)
+    results = load_tagger(out, device="cpu").predict(sentences)
+    assert [r.tags for r in results] == [[corpus.labels.items[i] for i in path] for path in paths]
+    for result, row in zip(results, probs):
+        scores = [t.score for t in result.tokens]
+        np.testing.assert_allclose(scores, row[np.arange(len(scores)), corpus.labels.encode(result.tags)],
+                                   atol=1e-5)
