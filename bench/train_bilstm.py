@@ -54,7 +54,8 @@ def plain_fit(config: str, overrides: list[str]) -> dict:
     tf.keras.utils.set_random_seed(job.train.seed)
     model = bilstm.build_model(job.model, len(corpus.words), len(corpus.chars), len(corpus.labels))
     bilstm.compile_model(model, job.train.learning_rate)
-    dev = DevSet(corpus, job.train.dev_split, job.model.char_features != "none", job.model.max_word_length)
+    dev = DevSet(corpus, job.train.dev_split, job.model.char_features != "none", job.model.max_word_length,
+                 casing=job.model.casing_features)
     shard = TableShard(corpus.table("train", columns=["word_ids", "tag_ids", "tokens"]))
     history = []
     for epoch in range(job.train.epochs):

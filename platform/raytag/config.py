@@ -152,6 +152,15 @@ class BiLSTMConfig(Section):
     char_units: int = Field(30, ge=1)
     # Characters beyond this are dropped from a word's char features (tokens are never dropped).
     max_word_length: int = Field(20, ge=1)
+    # A small embedding of each word's casing class (lower, UPPER, Title, digits, ...),
+    # computed from the word as written, whatever the vocabulary's lowercasing.
+    casing_features: bool = False
+    casing_embedding_dim: int = Field(8, ge=1)
+    # "crf": a linear-chain CRF on top of the BiLSTM, trained on whole tag paths and
+    # decoded with its learned transition scores (plus the IOB2 constraints).
+    output: Literal["softmax", "crf"] = "softmax"
+    # Fraction of the optimisation steps spent warming the learning rate up from zero.
+    warmup_ratio: float = Field(0.0, ge=0.0, lt=1.0)
 
 
 class TransformerConfig(Section):
@@ -200,6 +209,48 @@ ModelConfig = Annotated[
 ]
 
 
+# Perturbation kinds usable for training: they change characters of words, never which
+# words are entities (truncate-entities needs the gold tags and clips entity words).
+AUGMENT_KINDS: tuple[str, ...] = ("case", "typos", "keyboard", "ocr")
+
+
+class AugmentConfig(Section):
+    """Noise-aware training: perturb a seeded share of the training sentences afresh every epoch.
+
+    The perturbations are :mod:`raytag.perturb`'s; they edit characters inside words, so
+    the gold tags stay aligned. Off unless ``sentences`` is above zero.
+    """
+
+    # Share of the training sentences perturbed in each epoch (a different draw every epoch).
+    sentences: float = Field(0.0, ge=0.0, le=1.0)
+    # Share of a picked sentence's eligible words that are perturbed; 1 perturbs all of them
+    # (``case`` then gives the whole sentence one casing, e.g. all lowercase).
+    words: float = Field(0.2, gt=0.0, le=1.0)
+    # Each picked sentence gets one of these kinds, drawn at random.
+    kinds: list[str] = Field(default_factory=lambda: list(AUGMENT_KINDS))
+    # None: train.seed.
+    seed: int | None = None
+
+    @field_validator("kinds")
+    @classmethod
+    def _training_kinds(cls, kinds: list[str]) -> list[str]:
+        if not kinds:
+            raise ValueError(f"at least one kind is needed ({', '.join(AUGMENT_KINDS)})")
+        for kind in kinds:
+            if kind == "truncate-entities":
+                raise ValueError("truncate-entities clips gold entity words and cannot be used for training; "
+                                 f"use {', '.join(AUGMENT_KINDS)}")
+            if kind not in AUGMENT_KINDS:
+                raise ValueError(f"unknown kind {kind!r}; expected {', '.join(AUGMENT_KINDS)}")
+        if len(set(kinds)) != len(kinds):
+            raise ValueError("a kind is listed twice")
+        return kinds
+
+    @property
+    def enabled(self) -> bool:
+        return self.sentences > 0
+
+
 class TrainConfig(Section):
     """Data-parallel training on Ray Train."""
 
@@ -215,6 +266,15 @@ class TrainConfig(Section):
     max_steps_per_epoch: int | None = Field(None, ge=1)
     early_stopping_patience: int | None = Field(3, ge=1)
     constrained_decoding: bool = True
+    # None: the model kind's own schedule (BiLSTM: constant; transformer: linear decay).
+    # Warm-up is the model section's warmup_ratio.
+    lr_schedule: Literal["constant", "cosine", "linear_decay"] | None = None
+    # BiLSTM: the probability that a training word's id is replaced by the unknown-word id
+    # (its characters and casing are kept), so the model learns to tag unseen words.
+    word_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    # Which words word_dropout may hit: any word, or only words seen once in the training split.
+    word_dropout_scope: Literal["all", "singletons"] = "all"
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
     max_failures: int = Field(0, ge=-1)
     # Where Ray Train keeps checkpoints: a local path or a URI such as s3://bucket/prefix.
     storage_path: str | None = None
@@ -257,6 +317,12 @@ class JobConfig(Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
+
+    @model_validator(mode="after")
+    def _word_dropout_needs_word_ids(self) -> JobConfig:
+        if self.train.word_dropout > 0 and not isinstance(self.model, BiLSTMConfig):
+            raise ValueError(f"train.word_dropout applies to model.kind 'bilstm' only, not {self.model.kind!r}")
+        return self
 
     def prepared_dir(self) -> str:
         return self.prepare.output_dir or str(Path(self.workdir) / self.name / "prepared")

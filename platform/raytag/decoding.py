@@ -21,6 +21,7 @@ import numpy as np
 
 __all__ = [
     "EntitySpan",
+    "TransitionScores",
     "decode",
     "is_entity_scheme",
     "offsets_for_tokens",
@@ -72,13 +73,20 @@ def transition_mask(labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     return allowed, start
 
 
-def viterbi(log_probs: np.ndarray, allowed: np.ndarray, start: np.ndarray) -> np.ndarray:
+def viterbi(
+    log_probs: np.ndarray,
+    allowed: np.ndarray,
+    start: np.ndarray,
+    transitions: TransitionScores | None = None,
+) -> np.ndarray:
     """Highest-scoring tag path for one sentence under hard transition constraints.
 
     ``log_probs`` is ``[T, n]``; the path score is the sum of the chosen tags'
-    log-probabilities, with disallowed transitions scored ``-inf``.  Ties go
-    to the lowest tag id (``np.argmax`` keeps the first maximum), so the
-    result is deterministic.  Returns an ``int64`` array of length ``T``.
+    log-probabilities (or a CRF's emission scores), plus, with ``transitions``,
+    the learned scores of its first tag, every tag pair and its last tag.
+    Disallowed transitions score ``-inf``.  Ties go to the lowest tag id
+    (``np.argmax`` keeps the first maximum), so the result is deterministic.
+    Returns an ``int64`` array of length ``T``.
     """
     log_probs = np.asarray(log_probs, dtype=np.float64)
     allowed = np.asarray(allowed, dtype=bool)
@@ -90,16 +98,22 @@ def viterbi(log_probs: np.ndarray, allowed: np.ndarray, start: np.ndarray) -> np
         raise ValueError(
             f"constraint shapes {allowed.shape}/{start.shape} do not match {n} tags"
         )
+    if transitions is not None and transitions.pairwise.shape != (n, n):
+        raise ValueError(f"transition scores of shape {transitions.pairwise.shape} do not match {n} tags")
     if T == 0:
         return np.zeros(0, dtype=np.int64)
 
-    trans = np.where(allowed, 0.0, -np.inf)
-    score = np.where(start, log_probs[0], -np.inf)
+    pairwise = transitions.pairwise if transitions is not None else 0.0
+    trans = np.where(allowed, pairwise, -np.inf)
+    first = log_probs[0] + (transitions.start if transitions is not None else 0.0)
+    score = np.where(start, first, -np.inf)
     backptr = np.zeros((T, n), dtype=np.int64)
     for t in range(1, T):
         cand = score[:, None] + trans  # [prev, cur]
         backptr[t] = np.argmax(cand, axis=0)
         score = cand[backptr[t], np.arange(n)] + log_probs[t]
+    if transitions is not None:
+        score = score + transitions.end
 
     path = np.empty(T, dtype=np.int64)
     path[-1] = int(np.argmax(score))
@@ -108,17 +122,41 @@ def viterbi(log_probs: np.ndarray, allowed: np.ndarray, start: np.ndarray) -> np
     return path
 
 
+@dataclass(frozen=True)
+class TransitionScores:
+    """A linear-chain CRF's learned scores: ``pairwise[prev, cur]``, ``start[first]``, ``end[last]``."""
+
+    pairwise: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+
+    def __post_init__(self) -> None:
+        for name in ("pairwise", "start", "end"):
+            object.__setattr__(self, name, np.asarray(getattr(self, name), dtype=np.float64))
+        n = self.start.shape[0] if self.start.ndim == 1 else -1
+        if self.pairwise.shape != (n, n) or self.end.shape != (n,):
+            raise ValueError(
+                f"transition scores must be [n, n], [n], [n]; got {self.pairwise.shape}, "
+                f"{self.start.shape}, {self.end.shape}"
+            )
+
+
 def decode(
     probs: np.ndarray,
     lengths: Sequence[int],
     labels: Sequence[str],
     constrained: bool = True,
+    transitions: TransitionScores | None = None,
 ) -> list[list[int]]:
-    """Decode a padded batch ``[B, T, n]`` of per-token probabilities into tag-id paths.
+    """Decode a padded batch ``[B, T, n]`` of per-token outputs into tag-id paths.
 
-    Each path is truncated to its sentence length.  IOB2 tag sets use
-    :func:`viterbi` unless ``constrained`` is False; plain tag sets always use
-    argmax (there is nothing to constrain).
+    Each path is truncated to its sentence length.  Without ``transitions``,
+    ``probs`` are probabilities: IOB2 tag sets use :func:`viterbi` unless
+    ``constrained`` is False; plain tag sets always use argmax (there is
+    nothing to constrain).  With ``transitions`` (a CRF output layer),
+    ``probs`` are emission scores and every tag set is decoded with
+    :func:`viterbi` over the learned transition scores, under the IOB2
+    constraints when ``constrained``.
     """
     probs = np.asarray(probs, dtype=np.float64)
     labels = list(labels)
@@ -133,6 +171,13 @@ def decode(
     for i, length in enumerate(lengths):
         if not 0 <= length <= T:
             raise ValueError(f"length {length} of sentence {i} is outside [0, {T}]")
+
+    if transitions is not None:
+        if constrained:
+            allowed, start = transition_mask(labels)
+        else:
+            allowed, start = np.ones((n, n), dtype=bool), np.ones(n, dtype=bool)
+        return [viterbi(probs[i, :length], allowed, start, transitions).tolist() for i, length in enumerate(lengths)]
 
     if not constrained or not is_entity_scheme(labels):
         ids = probs.argmax(axis=-1)

@@ -16,7 +16,6 @@ from typing import Protocol
 import numpy as np
 
 from raytag.artifact_files import CHARS_FILE, TAGGER_FILE, TRANSFORMER_MODEL_DIR, WORDS_FILE
-from raytag.decoding import decode
 from raytag.onnx_tagger import OnnxTransformerTagger
 from raytag.tagged import TaggedSentence, TaggedToken, prepare_inputs, tag_words, tagged_sentence
 
@@ -60,6 +59,9 @@ class BiLSTMTagger:
         self._scope = lambda: tf.device(tensorflow_device(self.device))
         with self._scope():
             self.model = bilstm.load_model(self.directory, compile=False)
+        # The model's own inputs say whether it reads casing (artifacts before casing features do not).
+        self.casing = "casing_ids" in self.model.input_names
+        self.transitions = bilstm.transition_scores(self.model)
 
     def predict(self, inputs: Sequence[str] | Sequence[Sequence[str]], batch_size: int = 64) -> list[TaggedSentence]:
         """Tag texts (tokenized by :func:`raytag.decoding.tokenize_with_offsets`) or token lists."""
@@ -78,12 +80,13 @@ class BiLSTMTagger:
                 continue
             tokens = [prepared[i][1] for i in nonempty]
             model_inputs, _ = bilstm.encode_batch(
-                [self.words.encode(t) for t in tokens], tokens if self.chars else None, self.chars,
-                self.max_word_length,
+                [self.words.encode(t) for t in tokens], tokens if self.chars or self.casing else None, self.chars,
+                self.max_word_length, casing=self.casing,
             )
             with self._scope():
-                probs = bilstm.predict_proba(self.model, model_inputs)
-            paths = decode(probs, [len(t) for t in tokens], self.labels, constrained=self.constrained)
+                probs, emissions = bilstm.predict_outputs(self.model, model_inputs)
+            paths = bilstm.decode_outputs(probs, emissions, self.transitions, [len(t) for t in tokens], self.labels,
+                                          constrained=self.constrained)
             for row, (i, path) in enumerate(zip(nonempty, paths, strict=True)):
                 results[i] = tagged_sentence(prepared[i], probs[row], path, self.labels, self.entity)
         return [r for r in results if r is not None]

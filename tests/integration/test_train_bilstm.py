@@ -7,7 +7,15 @@ from pathlib import Path
 import pytest
 
 from raytag.artifact import train_and_register
-from raytag.config import BiLSTMConfig, CorpusConfig, JobConfig, RegistryConfig, SplitConfig, TrainConfig
+from raytag.config import (
+    AugmentConfig,
+    BiLSTMConfig,
+    CorpusConfig,
+    JobConfig,
+    RegistryConfig,
+    SplitConfig,
+    TrainConfig,
+)
 from raytag.prepare import prepare
 from raytag.registry import Registry
 from raytag.tagger import load_tagger
@@ -63,6 +71,24 @@ def test_two_workers_identical_weights_and_recovery_from_a_dead_worker(ray_local
     # The registry's test F1 is the one in the saved evaluation report, not a number made up elsewhere.
     report = json.loads((artifact / "evaluation" / "report.json").read_text())
     assert version.metrics["test_f1"] == pytest.approx(report["micro"]["f1"]) and "dev_f1_argmax" in version.metrics
+
+
+def test_two_workers_stay_identical_with_crf_casing_schedule_and_noise(ray_local, tmp_path, conll_corpus):
+    # The CRF's own train step, the schedule and the per-worker noise must keep replicas in step.
+    model = SMALL.model_copy(update={"char_features": "cnn", "casing_features": True, "output": "crf",
+                                     "warmup_ratio": 0.2})
+    job = _job(tmp_path, "noisy", CorpusConfig(format="conll", path="unused"), num_workers=2, epochs=2,
+               early_stopping_patience=None, lr_schedule="cosine", word_dropout=0.2,
+               augment=AugmentConfig(sentences=0.3))
+    job = job.model_copy(update={"model": model})
+    digests = tmp_path / "digests"
+    digests.mkdir()
+    outcome = train(job, conll_corpus, seams=Seams(debug_dir=str(digests)))
+    assert [h["epoch"] for h in outcome.history] == [1, 2]
+    assert all(0 < h["train_loss"] < 10 for h in outcome.history)
+    for epoch in (1, 2):
+        files = list(digests.glob(f"weights-rank*-epoch{epoch}.sha256"))
+        assert len(files) == 2 and len({p.read_text() for p in files}) == 1, f"replicas diverged at epoch {epoch}"
 
 
 def test_rerun_resumes_a_run_whose_driver_died(ray_local, tmp_path, conll_corpus):

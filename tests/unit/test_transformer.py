@@ -150,14 +150,14 @@ def test_resolve_encoder_finds_the_bundled_minilm() -> None:
     assert transformer.load_tokenizer(path).is_fast
 
 
-def test_casing_classes() -> None:
-    from raytag.models.casing import CASING_CLASSES, casing_class
+def test_casing_token_types() -> None:
+    from raytag.models.casing import TOKEN_TYPES, token_type
 
-    names = {w: CASING_CLASSES[casing_class(w)] for w in
-             ["bill", "Bill", "I", "EU", "NEW-YORK", "iPhone", "McDonald", "1996", "3-0", ",", ""]}
+    names = {w: TOKEN_TYPES[token_type(w)] for w in
+             ["bill", "Bill", "I", "EU", "NEW-YORK", "iPhone", "McDonald", "1996", "3-0", ",", "", "U.S.", "G7", "日本"]}
     assert names == {"bill": "other", "Bill": "title", "I": "title", "EU": "upper", "NEW-YORK": "upper",
                      "iPhone": "mixed", "McDonald": "mixed", "1996": "numeric", "3-0": "numeric", ",": "other",
-                     "": "other"}
+                     "": "other", "U.S.": "upper", "G7": "numeric", "日本": "other"}
 
 
 def test_casing_windows_carry_each_words_class_on_all_its_subwords() -> None:

@@ -1,9 +1,11 @@
 """The workshop's BiLSTM tagger in tf-keras (Keras 2), plus batching helpers.
 
-``word_ids`` → Embedding(mask_zero) [⊕ per-word char features] → N × BiLSTM → per-token
-softmax. Id 0 is padding everywhere: the word embedding's mask reaches the LSTMs (so a
-padded position never changes a real token's prediction, in either direction) and the
-compiled loss and metrics (so padded positions are never trained on or counted).
+``word_ids`` → Embedding(mask_zero) [⊕ per-word char features] [⊕ casing embedding] →
+N × BiLSTM → per-token softmax, or emission scores under a linear-chain CRF
+(:mod:`raytag.models.crf`). Id 0 is padding everywhere: the word embedding's mask
+reaches the LSTMs (so a padded position never changes a real token's prediction, in
+either direction) and the loss and metrics (so padded positions are never trained on
+or counted).
 Batches are padded per batch to their longest sentence; nothing is truncated except
 characters beyond ``max_word_length`` inside a word.
 
@@ -29,17 +31,24 @@ import tf_keras as keras  # noqa: E402
 
 from raytag.config import BiLSTMConfig  # noqa: E402
 from raytag.corpus.vocab import PAD_ID, Vocabulary  # noqa: E402
+from raytag.decoding import TransitionScores, decode  # noqa: E402
+from raytag.models.casing import NUM_CASING_IDS, casing_ids  # noqa: E402
+from raytag.models.crf import CRF, CRFTagger, crf_marginals  # noqa: E402
 
 __all__ = [
     "CharFeatures",
     "bucket_batches",
     "build_model",
     "compile_model",
+    "decode_outputs",
     "encode_batch",
     "export_saved_model",
+    "is_crf",
     "load_model",
+    "predict_outputs",
     "predict_proba",
     "save_model",
+    "transition_scores",
 ]
 
 MODEL_FILE = "model.keras"
@@ -129,9 +138,11 @@ class CharFeatures(keras.layers.Layer):
 def build_model(config: BiLSTMConfig, num_words: int, num_chars: int, num_labels: int) -> keras.Model:
     """Build (not compile) the tagger.
 
-    Inputs (a dict): ``word_ids`` int32 ``[batch, time]`` and, unless
-    ``config.char_features == "none"``, ``char_ids`` int32 ``[batch, time, max_word_length]``.
-    Output: softmax probabilities ``[batch, time, num_labels]``, carrying the word mask.
+    Inputs (a dict): ``word_ids`` int32 ``[batch, time]``; unless
+    ``config.char_features == "none"``, ``char_ids`` int32 ``[batch, time, max_word_length]``;
+    with ``config.casing_features``, ``casing_ids`` int32 ``[batch, time]``.
+    Output, carrying the word mask: softmax probabilities ``[batch, time, num_labels]``, or
+    with ``config.output == "crf"`` emission scores of that shape from a :class:`CRFTagger`.
     """
     if num_words < 2:
         raise ValueError(f"num_words must be >= 2 (padding and OOV ids are reserved), got {num_words}")
@@ -152,6 +163,12 @@ def build_model(config: BiLSTMConfig, num_words: int, num_chars: int, num_labels
         )(inputs["char_ids"])
         # Concatenate ANDs masks, treating the mask-less char features as all-real.
         x = keras.layers.Concatenate(name="word_and_chars")([x, chars])
+    if config.casing_features:
+        inputs["casing_ids"] = keras.Input(shape=(None,), dtype="int32", name="casing_ids")
+        casing = keras.layers.Embedding(NUM_CASING_IDS, config.casing_embedding_dim, name="casing_embedding")(
+            inputs["casing_ids"]
+        )
+        x = keras.layers.Concatenate(name="word_and_casing")([x, casing])
     for layer in range(config.lstm_layers):
         lstm = keras.layers.LSTM(
             config.lstm_units,
@@ -160,18 +177,28 @@ def build_model(config: BiLSTMConfig, num_words: int, num_chars: int, num_labels
             recurrent_dropout=config.recurrent_dropout,
         )
         x = keras.layers.Bidirectional(lstm, name=f"bilstm_{layer + 1}")(x)
+    if config.output == "crf":
+        emissions = keras.layers.TimeDistributed(keras.layers.Dense(num_labels), name="tags")(x)
+        outputs = CRF(num_labels, name="crf")(emissions)
+        return CRFTagger(inputs=inputs, outputs=outputs, name=f"bilstm_{config.char_features}_crf")
     outputs = keras.layers.TimeDistributed(keras.layers.Dense(num_labels, activation="softmax"), name="tags")(x)
     return keras.Model(inputs=inputs, outputs=outputs, name=f"bilstm_{config.char_features}")
 
 
-def compile_model(model: keras.Model, learning_rate: float) -> None:
+def compile_model(model: keras.Model, learning_rate: float | Any) -> None:
     """Adam + sparse categorical cross-entropy + token accuracy, all over real tokens only.
 
     No sample weights are needed: the output carries the word mask, and tf-keras uses it
     as the weight of every loss and metric term, averaging the loss over real tokens.
+    A CRF model trains on its own loss (the paths' negative log-likelihood per real token).
     Under a distribution strategy, call this inside the scope that built the model.
-    ``learning_rate`` is checked once, by ``TrainConfig`` (it must be positive).
+    ``learning_rate`` is a positive number or a Keras schedule
+    (:func:`raytag.models.lr_schedule.learning_rate`).
     """
+    if is_crf(model):
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate))
+        model.optimizer.build(model.trainable_variables)
+        return
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
         loss=keras.losses.SparseCategoricalCrossentropy(),
@@ -197,13 +224,15 @@ def encode_batch(
     chars: Vocabulary | None,
     max_word_length: int,
     tag_ids: Sequence[Sequence[int]] | None = None,
+    casing: bool = False,
 ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
     """Pad one batch to its longest sentence.
 
-    Returns ``({"word_ids": [B, T]} [+ "char_ids": [B, T, max_word_length]], labels [B, T] | None)``,
-    all int32 with 0 at padded positions. ``char_ids`` is built only when ``chars`` is given
-    (``tokens`` is then required); characters past ``max_word_length`` are dropped, unknown
-    ones map to the OOV id. Padded label positions hold 0, a real label id: they are
+    Returns ``({"word_ids": [B, T]} [+ "char_ids": [B, T, max_word_length]] [+ "casing_ids": [B, T]],
+    labels [B, T] | None)``, all int32 with 0 at padded positions. ``char_ids`` is built only
+    when ``chars`` is given, ``casing_ids`` only with ``casing``; both read the tokens as
+    written (``tokens`` is then required). Characters past ``max_word_length`` are dropped,
+    unknown ones map to the OOV id. Padded label positions hold 0, a real label id: they are
     ignored because the model masks every position where ``word_ids == 0``, which is also
     the token mask to use outside Keras.
     """
@@ -223,16 +252,22 @@ def encode_batch(
         raise ValueError(f"word id {PAD_ID} is padding and cannot be a real token")
     inputs = {"word_ids": words}
 
-    if chars is not None:
+    if chars is not None or casing:
         if tokens is None:
-            raise ValueError("tokens are needed to build char ids")
+            raise ValueError("tokens are needed to build char and casing ids")
         if len(tokens) != len(word_ids):
             raise ValueError(f"{len(tokens)} token sentences for {len(word_ids)} word-id sentences")
-        char_ids = np.zeros((len(lengths), width, max_word_length), dtype=np.int32)
-        cache: dict[str, list[int]] = {}
         for i, sentence in enumerate(tokens):
             if len(sentence) != lengths[i]:
                 raise ValueError(f"sentence {i}: {len(sentence)} tokens but {lengths[i]} word ids")
+    if casing:
+        assert tokens is not None
+        inputs["casing_ids"] = _pad([casing_ids(sentence) for sentence in tokens], width, "casing ids")
+    if chars is not None:
+        assert tokens is not None
+        char_ids = np.zeros((len(lengths), width, max_word_length), dtype=np.int32)
+        cache: dict[str, list[int]] = {}
+        for i, sentence in enumerate(tokens):
             for j, token in enumerate(sentence):
                 ids = cache.get(token)
                 if ids is None:
@@ -289,11 +324,26 @@ def _model_inputs(model: keras.Model, inputs: Mapping[str, np.ndarray]) -> dict[
     return selected
 
 
-def predict_proba(model: keras.Model, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
-    """Label probabilities ``[batch, time, labels]`` in inference mode (no dropout).
+def is_crf(model: keras.Model) -> bool:
+    """Whether ``model`` ends in a CRF layer (``model.output == "crf"``)."""
+    return isinstance(model, CRFTagger)
 
-    Extra input keys (e.g. ``char_ids`` for a word-only model) are ignored. Rows at padded
-    positions are meaningless; slice each sentence to its length.
+
+def transition_scores(model: keras.Model) -> TransitionScores | None:
+    """The CRF's learned transition scores as numpy (None for a softmax model)."""
+    if not is_crf(model):
+        return None
+    transitions, start, end = (np.asarray(w) for w in model.get_layer("crf").scores())
+    return TransitionScores(transitions, start, end)
+
+
+def predict_outputs(model: keras.Model, inputs: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(probabilities, emissions)`` in inference mode (no dropout), each ``[batch, time, labels]``.
+
+    A softmax model gives its softmax and no emissions; a CRF model gives its per-token
+    marginal probabilities and the emission scores that Viterbi decodes. Extra input keys
+    (e.g. ``char_ids`` for a word-only model) are ignored. Rows at padded positions are
+    meaningless; slice each sentence to its length.
     """
     # A compiled direct call: predict() pays per-call dataset setup, and an eager call
     # runs the LSTM step by step in Python. One trace serves every batch shape.
@@ -303,9 +353,41 @@ def predict_proba(model: keras.Model, inputs: Mapping[str, np.ndarray]) -> np.nd
             name: tf.TensorSpec(shape=(None,) * len(tensor.shape), dtype=tf.int32)
             for name, tensor in zip(model.input_names, model.inputs, strict=True)
         }]
-        function = tf.function(lambda x: model(x, training=False), input_signature=signature)
+        if is_crf(model):
+            crf = model.get_layer("crf")
+
+            def run(x: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
+                emissions = tf.cast(model(x, training=False), tf.float32)
+                mask = tf.not_equal(x["word_ids"], PAD_ID)
+                return crf_marginals(emissions, mask, *crf.scores()), emissions
+        else:
+            def run(x: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
+                probs = model(x, training=False)
+                return probs, probs
+
+        function = tf.function(run, input_signature=signature)
         model._raytag_predict = function
-    return np.asarray(function(_model_inputs(model, inputs)))
+    probs, emissions = function(_model_inputs(model, inputs))
+    return np.asarray(probs), (np.asarray(emissions) if is_crf(model) else None)
+
+
+def predict_proba(model: keras.Model, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Label probabilities ``[batch, time, labels]`` (a CRF's marginals); see :func:`predict_outputs`."""
+    return predict_outputs(model, inputs)[0]
+
+
+def decode_outputs(
+    probs: np.ndarray,
+    emissions: np.ndarray | None,
+    transitions: TransitionScores | None,
+    lengths: Sequence[int],
+    labels: Sequence[str],
+    constrained: bool,
+) -> list[list[int]]:
+    """Tag-id paths from :func:`predict_outputs`: Viterbi over a CRF's scores, else over the probabilities."""
+    if emissions is not None and transitions is not None:
+        return decode(emissions, lengths, labels, constrained=constrained, transitions=transitions)
+    return decode(probs, lengths, labels, constrained=constrained)
 
 
 def _sizes(model: keras.Model) -> dict[str, int | None]:
@@ -314,6 +396,7 @@ def _sizes(model: keras.Model) -> dict[str, int | None]:
         "num_words": int(model.get_layer("word_embedding").input_dim),
         "num_chars": chars.num_chars if chars is not None else None,
         "num_labels": int(model.output_shape[-1]),
+        "output": "crf" if is_crf(model) else "softmax",
     }
 
 

@@ -78,7 +78,7 @@ class Window:
     last_word: int
     sentence: int
     dropped_subwords: int = 0
-    # Each position's word casing class (:mod:`raytag.models.casing`), 0 on special
+    # Each position's word casing type (:func:`raytag.models.casing.token_type`), 0 on special
     # tokens; ``None`` when the model takes no casing input.
     token_type_ids: list[int] | None = None
 
@@ -181,7 +181,7 @@ def encode_sentences(
     With ``casing``, every window also carries ``token_type_ids``: each subword
     gets its word's casing class (computed from the word as written), specials 0.
     """
-    from raytag.models.casing import casing_class
+    from raytag.models.casing import token_type
 
     if not getattr(tokenizer, "is_fast", False):
         raise ValueError("encode_sentences needs a fast tokenizer (word_ids() is only available on those)")
@@ -260,7 +260,7 @@ def encode_sentences(
                     dropped = len(piece) - budget
                     piece = piece[:budget]
                 owned = tags is not None and o <= w < own_end
-                word_type = casing_class(sentences[sent][w]) if casing else 0
+                word_type = token_type(sentences[sent][w]) if casing else 0
                 for k, tok in enumerate(piece):
                     body_types.append(word_type)
                     body_ids.append(tok)

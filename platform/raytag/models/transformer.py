@@ -74,7 +74,7 @@ def add_casing_types(model: Any) -> None:
     """
     import torch
 
-    from raytag.models.casing import CASING_CLASSES
+    from raytag.models.casing import TOKEN_TYPES
 
     embeddings = getattr(model.base_model, "embeddings", None)
     old = getattr(embeddings, "token_type_embeddings", None)
@@ -83,7 +83,7 @@ def add_casing_types(model: Any) -> None:
             f"model.casing needs an encoder with token type embeddings (BERT-style); "
             f"{type(model.base_model).__name__} has none"
         )
-    classes = len(CASING_CLASSES)
+    classes = len(TOKEN_TYPES)
     if old.num_embeddings >= classes:
         return
     new = torch.nn.Embedding(classes, old.embedding_dim)

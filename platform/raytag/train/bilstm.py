@@ -65,4 +65,5 @@ class BiLSTMAdapter:
         for name in VOCAB_FILES:
             shutil.copyfile(corpus.directory / name, out / name)
         return {"char_features": model_cfg.char_features, "max_word_length": model_cfg.max_word_length,
+                "casing_features": model_cfg.casing_features, "output": model_cfg.output,
                 "saved_model": bilstm.SAVED_MODEL_DIR}

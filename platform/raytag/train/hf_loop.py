@@ -10,7 +10,9 @@ optimizer, scheduler and step count.
 Every worker gets the whole training split from Ray Data (windows prepared by
 the subword stage) and the Trainer's distributed sampler gives each its share
 of every batch, so epochs, length-grouped batches and the learning-rate
-schedule match the plain single-process Trainer exactly.
+schedule match the plain single-process Trainer exactly. With ``train.augment`` the
+dataset re-cuts the windows of the sentences it perturbs, afresh every epoch
+(:mod:`raytag.train.augmented_windows`).
 """
 
 from __future__ import annotations
@@ -48,11 +50,18 @@ def train_loop(loop_config: dict[str, Any]) -> None:
     world = context.get_world_size()
 
     shard = ray.train.get_dataset_shard("train")
+    batches = shard.iter_batches(batch_size=4096, batch_format="pyarrow")
     casing = typed_model(job, TransformerConfig).casing
-    features = training_features(shard.iter_batches(batch_size=4096, batch_format="pyarrow"), casing=casing)
+    augment = job.train.augment.enabled
+    features: Any = (augmented_features(job, corpus, batches) if augment
+                     else training_features(batches, casing=casing))
     output_dir = tempfile.mkdtemp(prefix="raytag-hf-")
     trainer = build_trainer(job, corpus, features, output_dir, world)
     trainer.add_callback(RayTrainReportCallback())
+    if augment:
+        from raytag.train.augmented_windows import AugmentEpochs
+
+        trainer.add_callback(AugmentEpochs(features))
     if run.seams.fault is not None:
         trainer.add_callback(_FaultInjection(run.seams, context.get_world_rank()))
     trainer = prepare_trainer(trainer)
@@ -92,6 +101,21 @@ def training_features(batches: Iterable[Any], casing: bool = False) -> list[dict
     return out
 
 
+def augmented_features(job: JobConfig, corpus: PreparedCorpus, batches: Iterable[Any]) -> Any:
+    """The training windows as a dataset that perturbs a share of the sentences every epoch."""
+    from raytag.models import transformer
+    from raytag.train.augmented_windows import AugmentedWindows
+
+    augment = job.train.augment
+    tokenizer = transformer.load_tokenizer(corpus.directory / TOKENIZER_DIR)
+    seed = job.train.seed if augment.seed is None else augment.seed
+    return AugmentedWindows.from_batches(batches, tokenizer, typed_model(job, TransformerConfig), augment, seed)
+
+
+# train.lr_schedule → the Trainer's scheduler; warm-up (model.warmup_ratio) comes first in each.
+HF_SCHEDULES = {None: "linear", "linear_decay": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}
+
+
 def training_arguments(job: JobConfig, output_dir: str, world: int, steps_per_epoch: int | None) -> Any:
     """The HF ``TrainingArguments`` a job asks for; ``world`` splits the global batch."""
     from transformers import TrainingArguments
@@ -112,6 +136,7 @@ def training_arguments(job: JobConfig, output_dir: str, world: int, steps_per_ep
         per_device_train_batch_size=per_device,
         per_device_eval_batch_size=per_device * 2,
         learning_rate=train.learning_rate,
+        lr_scheduler_type=HF_SCHEDULES[train.lr_schedule],
         weight_decay=model.weight_decay,
         warmup_steps=model.warmup_ratio,
         seed=train.seed,
@@ -130,7 +155,7 @@ def training_arguments(job: JobConfig, output_dir: str, world: int, steps_per_ep
     )
 
 
-def build_trainer(job: JobConfig, corpus: PreparedCorpus, features: list[dict], output_dir: str, world: int) -> Any:
+def build_trainer(job: JobConfig, corpus: PreparedCorpus, features: Any, output_dir: str, world: int) -> Any:
     """A Trainer whose ``evaluate()`` scores the dev split at word level."""
     from transformers import DataCollatorForTokenClassification, Trainer, set_seed
 

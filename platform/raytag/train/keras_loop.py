@@ -4,7 +4,13 @@ Runs inside every ``TensorflowTrainer`` worker: a ``MultiWorkerMirroredStrategy`
 keeps the replicas' weights identical, each worker reads its shard of the
 training split from Ray Data, and every epoch ends with a dev evaluation, a
 report and (on rank 0) a checkpoint. A restarted worker group resumes from the
-latest checkpoint, weights and early-stopping state included.
+latest checkpoint, weights, early-stopping state and learning-rate schedule included.
+
+Training batches can be noisier than the corpus: ``train.augment`` perturbs a share
+of the sentences afresh every epoch (their words are re-encoded, tags unchanged),
+and ``train.word_dropout`` swaps word ids for the unknown-word id so the character
+and casing features learn to carry words the vocabulary lacks. Neither touches the
+dev evaluation or prediction.
 """
 
 from __future__ import annotations
@@ -20,8 +26,10 @@ import numpy as np
 
 from raytag.artifact_files import KERAS_STATE as STATE
 from raytag.artifact_files import KERAS_WEIGHTS as WEIGHTS
-from raytag.config import BiLSTMConfig, TrainConfig
+from raytag.augment import augment_sentences
+from raytag.config import BiLSTMConfig, JobConfig, TrainConfig
 from raytag.corpus.prepared import PreparedCorpus
+from raytag.corpus.vocab import OOV_ID, PAD_ID
 from raytag.train.adapter import WorkerRun, typed_model
 
 POOL_BATCHES = 64
@@ -47,29 +55,34 @@ def train_loop(loop_config: dict[str, Any]) -> None:
     rank, world = context.get_world_rank(), context.get_world_size()
     tf_keras.utils.set_random_seed(job.train.seed)
 
+    state: dict[str, Any] = {"epoch": 0, "history": [], "best_score": None, "best_epoch": None, "stale_epochs": 0,
+                             "steps": 0}
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            state = {"steps": 0, **json.loads((Path(directory) / STATE).read_text())}
+    per_worker = max(1, job.train.batch_size // world)
+
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     with strategy.scope():
         model = bilstm.build_model(model_cfg, len(corpus.words), len(corpus.chars), len(corpus.labels))
-        bilstm.compile_model(model, job.train.learning_rate)
-
-    state: dict[str, Any] = {"epoch": 0, "history": [], "best_score": None, "best_epoch": None, "stale_epochs": 0}
-    checkpoint = ray.train.get_checkpoint()
+        bilstm.compile_model(model, learning_rate(job, corpus, world, per_worker, state["steps"]))
     # Weights and loop state are restored; Adam's moment estimates restart from zero.
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
             model.load_weights(str(Path(directory) / WEIGHTS))
-            state = json.loads((Path(directory) / STATE).read_text())
 
     dev = DevSet(corpus, job.train.dev_split, model_cfg.char_features != "none", model_cfg.max_word_length,
-                 constrained=job.train.constrained_decoding)
+                 constrained=job.train.constrained_decoding, casing=model_cfg.casing_features)
     shard = ray.train.get_dataset_shard("train")
-    per_worker = max(1, job.train.batch_size // world)
+    droppable = droppable_words(corpus, job.train.word_dropout_scope) if job.train.word_dropout else None
 
     while state["epoch"] < job.train.epochs:
         epoch = state["epoch"]
         run.seams.maybe_fail(rank, epoch=epoch)
         started = time.perf_counter()
-        batches = _epoch_batches(shard, corpus, model_cfg, job.train, per_worker, epoch)
+        batches = _epoch_batches(shard, corpus, model_cfg, job.train, per_worker, epoch, rank=rank,
+                                 droppable=droppable)
         if job.train.max_steps_per_epoch:
             batches = batches[: job.train.max_steps_per_epoch]
         fit = model.fit(_as_tf_dataset(batches, model_cfg, tf), epochs=1, steps_per_epoch=len(batches), verbose=0)
@@ -79,6 +92,7 @@ def train_loop(loop_config: dict[str, Any]) -> None:
         improved = state["best_score"] is None or score > state["best_score"]
         state.update(
             epoch=epoch + 1,
+            steps=state["steps"] + len(batches),
             history=[*state["history"], metrics],
             best_score=score if improved else state["best_score"],
             best_epoch=epoch + 1 if improved else state["best_epoch"],
@@ -90,6 +104,44 @@ def train_loop(loop_config: dict[str, Any]) -> None:
         _report(model, metrics, state, rank)
         if stop:
             break
+
+
+def learning_rate(job: JobConfig, corpus: PreparedCorpus, world: int, per_worker: int, done_steps: int = 0) -> Any:
+    """The optimizer's learning rate: ``train.learning_rate`` or its schedule over the whole run.
+
+    The run's length in steps is estimated from the training split's size, identically on
+    every worker (replicas must apply the same rate), so a decay may end a few steps early.
+    """
+    from raytag.models.lr_schedule import learning_rate as schedule
+
+    train = job.train
+    steps_per_epoch = max(1, -(-corpus.sentences("train") // (per_worker * world)))
+    if train.max_steps_per_epoch:
+        steps_per_epoch = min(steps_per_epoch, train.max_steps_per_epoch)
+    return schedule(train.learning_rate, train.lr_schedule, steps_per_epoch * train.epochs,
+                    typed_model(job, BiLSTMConfig).warmup_ratio, done_steps)
+
+
+def droppable_words(corpus: PreparedCorpus, scope: str) -> np.ndarray:
+    """Which word ids word dropout may replace: all real words, or those seen once in training."""
+    droppable = np.ones(len(corpus.words), dtype=bool)
+    if scope == "singletons":
+        ids = corpus.table("train", columns=["word_ids"]).column("word_ids").combine_chunks().flatten()
+        counts = np.bincount(np.asarray(ids, dtype=np.int64), minlength=len(corpus.words))
+        droppable = counts == 1
+    droppable[[PAD_ID, OOV_ID]] = False
+    return droppable
+
+
+def drop_words(word_ids: np.ndarray, rate: float, rng: np.random.Generator,
+               droppable: np.ndarray | None = None) -> np.ndarray:
+    """A copy of padded ``word_ids`` with each droppable real word replaced by the OOV id with probability ``rate``."""
+    out = np.array(word_ids, copy=True)
+    hit = (out != PAD_ID) & (rng.random(out.shape) < rate)
+    if droppable is not None:
+        hit &= droppable[out]
+    out[hit] = OOV_ID
+    return out
 
 
 def _report(model: Any, metrics: dict[str, Any], state: dict[str, Any], rank: int) -> None:
@@ -105,20 +157,37 @@ def _report(model: Any, metrics: dict[str, Any], state: dict[str, Any], rank: in
 
 
 def _epoch_batches(shard: Any, corpus: PreparedCorpus, model: BiLSTMConfig, train: TrainConfig, per_worker: int,
-                   epoch: int) -> list[tuple]:
-    """This worker's batches for one epoch: padded per batch, bucketed by length in pools."""
+                   epoch: int, *, rank: int = 0, droppable: np.ndarray | None = None) -> list[tuple]:
+    """This worker's batches for one epoch: padded per batch, bucketed by length in pools.
+
+    With ``train.augment`` the picked sentences are perturbed and re-encoded (word ids
+    through the vocabulary, so unknown spellings become OOV; char and casing ids from
+    the new spelling). With ``train.word_dropout`` word ids are then dropped to OOV,
+    only those ``droppable`` marks (all real words by default).
+    """
     from raytag.models import bilstm
 
     chars = corpus.chars if model.char_features != "none" else None
+    augment = train.augment
     out = []
     pool_size = per_worker * POOL_BATCHES
     rng_seed = train.seed * 1000 + epoch
-    columns = ["word_ids", "tag_ids", "tokens"] if chars is not None else ["word_ids", "tag_ids"]
+    need_tokens = chars is not None or model.casing_features or augment.enabled
+    columns = ["word_ids", "tag_ids", "tokens"] if need_tokens else ["word_ids", "tag_ids"]
+    if train.word_dropout and droppable is None:
+        droppable = droppable_words(corpus, train.word_dropout_scope)
     for pool_index, pool in enumerate(shard.iter_batches(batch_size=pool_size, batch_format="pyarrow")):
         pool = pool.select(columns)
         word_ids = pool.column("word_ids").to_pylist()
         tag_ids = pool.column("tag_ids").to_pylist()
-        tokens = pool.column("tokens").to_pylist() if chars is not None else None
+        tokens = pool.column("tokens").to_pylist() if need_tokens else None
+        if augment.enabled:
+            assert tokens is not None
+            seed = train.seed if augment.seed is None else augment.seed
+            for i, changed in enumerate(augment_sentences(tokens, augment, seed, epoch)):
+                if changed is not None:
+                    tokens[i], word_ids[i] = changed, corpus.words.encode(changed)
+        dropout_rng = np.random.default_rng([train.seed, epoch, rank, pool_index])
         lengths = [len(s) for s in word_ids]
         order = (
             bilstm.bucket_batches(lengths, per_worker, seed=rng_seed + pool_index)
@@ -132,7 +201,10 @@ def _epoch_batches(shard: Any, corpus: PreparedCorpus, model: BiLSTMConfig, trai
                 chars,
                 model.max_word_length,
                 [tag_ids[i] for i in index],
+                casing=model.casing_features,
             )
+            if train.word_dropout:
+                inputs["word_ids"] = drop_words(inputs["word_ids"], train.word_dropout, dropout_rng, droppable)
             out.append((inputs, labels))
     return out
 
@@ -142,6 +214,8 @@ def _as_tf_dataset(batches: list[tuple], model: BiLSTMConfig, tf: Any) -> Any:
     inputs_spec = {"word_ids": word_spec}
     if model.char_features != "none":
         inputs_spec["char_ids"] = tf.TensorSpec(shape=(None, None, model.max_word_length), dtype=tf.int32)
+    if model.casing_features:
+        inputs_spec["casing_ids"] = word_spec
     label_spec = tf.TensorSpec(shape=(None, None), dtype=tf.int32)
 
     def generate():
@@ -159,7 +233,7 @@ class DevSet:
     """The dev split, pre-batched by length, evaluated at entity or token level."""
 
     def __init__(self, corpus: PreparedCorpus, split: str, use_chars: bool, max_word_length: int,
-                 constrained: bool = True, batch_size: int = 256):
+                 constrained: bool = True, batch_size: int = 256, casing: bool = False):
         from raytag.models import bilstm
 
         self.constrained = constrained
@@ -177,24 +251,25 @@ class DevSet:
                 [tokens[i] for i in index] if use_chars else None,
                 corpus.chars if use_chars else None,
                 max_word_length,
+                casing=casing,
             )
             self.batches.append((index, inputs))
 
     def evaluate(self, model: Any, corpus: PreparedCorpus) -> dict[str, float]:
-        from raytag.decoding import decode
         from raytag.evaluate import evaluation_report, finite, headline_metrics
         from raytag.models import bilstm
 
         labels = corpus.labels.items
         constrained: list[list[str]] = [[] for _ in self.tags]
         greedy: list[list[str]] = [[] for _ in self.tags]
+        transitions = bilstm.transition_scores(model)
         for index, inputs in self.batches:
-            probs = bilstm.predict_proba(model, inputs)
+            probs, emissions = bilstm.predict_outputs(model, inputs)
             lengths = [len(self.tags[i]) for i in index]
-            for i, path in zip(index, decode(probs, lengths, labels, constrained=True), strict=True):
-                constrained[i] = [labels[t] for t in path]
-            for i, path in zip(index, decode(probs, lengths, labels, constrained=False), strict=True):
-                greedy[i] = [labels[t] for t in path]
+            for flag, out in ((True, constrained), (False, greedy)):
+                paths = bilstm.decode_outputs(probs, emissions, transitions, lengths, labels, constrained=flag)
+                for i, path in zip(index, paths, strict=True):
+                    out[i] = [labels[t] for t in path]
         report = evaluation_report(self.tags, constrained, entity=corpus.entity)
         greedy_report = evaluation_report(self.tags, greedy, entity=corpus.entity)
         metrics = headline_metrics(report if self.constrained else greedy_report, "dev")

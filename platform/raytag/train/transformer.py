@@ -44,9 +44,10 @@ class TransformerAdapter:
             )
 
     def train_columns(self, job: JobConfig) -> list[str]:
-        if model_config(job).casing:
-            return ["window_input_ids", "window_labels", "window_type_ids"]
-        return ["window_input_ids", "window_labels"]
+        casing = ["window_type_ids"] if model_config(job).casing else []
+        # Augmentation re-cuts windows from the (perturbed) words and their tags.
+        extra = ["tokens", "tag_ids"] if job.train.augment.enabled else []
+        return ["window_input_ids", "window_labels", *casing, *extra]
 
     def worker_loop(self) -> Callable[[dict[str, Any]], None]:
         from raytag.train.hf_loop import train_loop

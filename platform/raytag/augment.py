@@ -1,0 +1,69 @@
+"""Noise-aware training data: seeded perturbations of training sentences, afresh every epoch.
+
+Both model kinds' training loops call :func:`augment_sentence` on every training
+sentence of an epoch; a picked sentence gets one of :mod:`raytag.perturb`'s kinds
+applied to a share of its words. Perturbations change characters inside words only,
+so the sentence keeps its length and its gold tags stay aligned; each loop then
+re-encodes the perturbed words for its model (word and char ids, subword windows).
+
+Which sentences are picked and how they change depends only on the seed, the epoch
+and the sentence's own words, never on the order in which Ray Data hands sentences
+to a worker or on the worker: every replica and every rerun sees the same data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Sequence
+
+from raytag.config import AugmentConfig
+from raytag.perturb import is_eligible, perturb
+
+__all__ = ["augment_sentence", "augment_sentences"]
+
+
+def _rng(seed: int, epoch: int, words: Sequence[str]) -> random.Random:
+    # A digest, not hash(): str hashes are salted per process.
+    text = "\x1e".join(words)
+    digest = hashlib.blake2b(f"{seed}\x1f{epoch}\x1f{text}".encode(), digest_size=8).digest()
+    return random.Random(int.from_bytes(digest, "big"))
+
+
+def augment_sentence(words: Sequence[str], config: AugmentConfig, seed: int, epoch: int) -> list[str] | None:
+    """The perturbed copy of ``words`` for ``epoch``, or None when it stays as it is.
+
+    The sentence is picked with probability ``config.sentences``; a picked sentence gets
+    the first of ``config.kinds`` (in a random order) that can change one of its words
+    (``ocr`` cannot change "the"), applied to each such word with probability
+    ``config.words`` (all of them at 1, with one casing for the whole sentence) and to
+    one of them at least. None when no kind can change the sentence.
+    """
+    if not config.enabled or not words:
+        return None
+    rng = _rng(seed, epoch, words)
+    if rng.random() >= config.sentences:
+        return None
+    kinds = list(config.kinds)
+    rng.shuffle(kinds)
+    unit = "sentence" if config.words >= 1.0 else "word"
+    words = list(words)
+    for kind in kinds:
+        eligible = [i for i, word in enumerate(words) if is_eligible(word, kind)]
+        if not eligible:
+            continue
+        changed = perturb([words], kind, rate=1.0 if unit == "sentence" else config.words,
+                          seed=rng.getrandbits(63), unit=unit)[0]
+        if changed == words:
+            # The draw hit no word: a picked sentence still changes, in one of its eligible words.
+            at = rng.choice(eligible)
+            changed[at] = perturb([[words[at]]], kind, rate=1.0, seed=rng.getrandbits(63))[0][0]
+        return changed
+    return None
+
+
+def augment_sentences(
+    sentences: Sequence[Sequence[str]], config: AugmentConfig, seed: int, epoch: int
+) -> list[list[str] | None]:
+    """:func:`augment_sentence` for each sentence (None where a sentence stays as it is)."""
+    return [augment_sentence(words, config, seed, epoch) for words in sentences]
