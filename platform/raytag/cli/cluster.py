@@ -74,8 +74,9 @@ def submit(
             from raytag.tune import load_search
 
             load_search(config, overrides or [])
-        else:
-            load_any(config, overrides or [])
+        elif isinstance(load_any(config, overrides or []), dict):
+            raise RaytagError(f"{config} is a Serve config: deploy it with `serve deploy {config} --address "
+                              f"{address}` (or `raytag serve --config {config}`), not as a job")
         submission_id = jobs.submit(address, command, str(config), overrides or [], working_dir=working_dir)
     except (RaytagError, ValueError, RuntimeError, ConnectionError) as exc:
         fail(exc)
@@ -164,8 +165,10 @@ def serve_models(
     """
     import time
 
+    import os
+
     from raytag.registry import parse_ref
-    from raytag.serving.deploy import app_config, deploy, load_config
+    from raytag.serving.deploy import app_config, deploy, load_config, preflight
     from raytag.session import ray_session
 
     quiet_ray(False)
@@ -180,6 +183,10 @@ def serve_models(
                       for ref in refs or []]
             serve_config = app_config({"registry_root": registry, "models": models}, host=host, port=port)
         http = serve_config.get("http_options", {})
+        if (address or os.environ.get("RAY_ADDRESS") or "local") == "local":
+            # A Ray started here hands its environment and registry to the replicas: a missing
+            # API key or model fails now, not after Serve has retried the replicas.
+            preflight(serve_config)
         with ray_session(address, log_to_driver=True):
             from ray import serve
 
