@@ -29,31 +29,40 @@ def tune(
     overrides: SetOption = None,
     address: AddressOption = None,
     fresh: Annotated[bool, typer.Option(help="Start a new search even if one can be resumed.")] = False,
+    promote: Annotated[bool, typer.Option(
+        help="Also point the model's latest (and best, if it scores higher) at the tuned version "
+             "(the search file's promote: true). Without it only the search's alias (tuned) moves.")] = False,
     verbose: VerboseOption = False,
 ) -> None:
-    """Search hyperparameters with Ray Tune (ASHA on dev score); export and register the best trial."""
+    """Search hyperparameters with Ray Tune (ASHA on dev score); register the best trial as <model>@tuned."""
+    from raytag.cli._tune_table import results_view
     from raytag.prepare import ensure_prepared
     from raytag.tune import load_search, run_search
 
     quiet_ray(verbose)
     try:
-        search, base = load_search(config, overrides or [])
+        search, base = load_search(config, [*(overrides or []), *(["promote=true"] if promote else [])])
         with job_session(base, address, log_to_driver=verbose):
             directory = ensure_prepared(base, announce=announce_prepare(base))
             outcome = run_search(search, base, directory, fresh=fresh)
     except (RaytagError, FileExistsError, FileNotFoundError, RuntimeError) as exc:
         fail(exc)
-    table = Table(title=f"{search.name}{' (resumed)' if outcome.restored else ''}")
-    for column in outcome.table.columns:
-        table.add_column(str(column))
-    for row in outcome.table.itertuples(index=False):
-        table.add_row(*[f"{v:.4g}" if isinstance(v, float) else str(v) for v in row])
-    console.print(table)
-    console.print(f"best: {outcome.best_params}  →  {search.search.metric} "
-                  f"{outcome.best_metrics.get(search.search.metric, float('nan')):.4f}")
-    console.print(f"best job written to {outcome.best_job_file} (train it with: raytag train {outcome.best_job_file})")
+    metric = search.search.metric
+    title = f"{search.name}{' (resumed)' if outcome.restored else ''}: {metric} ({search.search.mode}) per trial"
+    console.print(results_view(outcome.table, metric, title, list(search.search.space), width=console.width))
+    console.print(f"best: trial {outcome.best_trial}, {metric} "
+                  f"{outcome.best_metrics.get(metric, float('nan')):.4f}", highlight=False)
+    for key, value in outcome.best_params.items():
+        console.print(f"  {key} = {value}", highlight=False)
+    console.print(f"best job written to {outcome.best_job_file} (train it with: raytag train {outcome.best_job_file})",
+                  highlight=False, soft_wrap=True)
     if outcome.registered is not None:
-        console.print(f"registered [bold]{outcome.registered.name}@v{outcome.registered.version}[/]")
+        ref = f"{outcome.registered.name}@v{outcome.registered.version}"
+        moved = ", ".join(f"@{a}" for a in outcome.aliases)
+        kept = ("" if search.promote else
+                f"; {outcome.registered.name}@latest and @best unchanged (promote with --promote, or "
+                f"raytag models alias {ref} latest)")
+        console.print(f"registered [bold]{ref}[/] as {moved}{kept}", highlight=False, soft_wrap=True)
 
 
 @app.command()
