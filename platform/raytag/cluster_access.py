@@ -150,6 +150,11 @@ def explain(exc: BaseException) -> BaseException:
 
 
 def refused_message(reason: str) -> str:
-    """A cluster whose port answers but which did not let this client in."""
-    return (f"{reason.rstrip('.')}: the cluster answers but did not accept this client; with token authentication, "
-            f"export RAY_AUTH_MODE=token and give it the cluster's token ({WHERE_TOKENS_ARE})")
+    """A cluster whose port answers but which did not let this client in (Ray does not say
+    why; a missing or wrong token is the usual cause)."""
+    if os.environ.get(AUTH_MODE_ENV, "").lower() == "token":
+        advice = f"if it uses token authentication, give this client the cluster's own token ({WHERE_TOKENS_ARE})"
+    else:
+        advice = ("with token authentication, export RAY_AUTH_MODE=token and give it the cluster's token "
+                  f"({WHERE_TOKENS_ARE})")
+    return f"{reason.rstrip('.')}: the cluster answers but did not accept this client; {advice}"

@@ -49,7 +49,7 @@ def client(address: str) -> Any:
         explained = explain(exc)
         if explained is exc:
             raise
-        raise explained from None
+        raise explained from exc
 
 
 # A head node that has just started answers "No available agent to submit job" until its

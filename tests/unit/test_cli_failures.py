@@ -182,8 +182,8 @@ def test_a_cluster_refusing_the_token_is_one_line(no_cluster_env, monkeypatch):
     from ray.exceptions import AuthenticationError
 
     def refuse(address):
-        raise AuthenticationError("Authentication failed: Forbidden: Invalid authentication token\n\n"
-                                  "Token authentication is enabled but the authentication token is invalid or incorrect.")
+        raise AuthenticationError("Authentication failed: Forbidden: Invalid authentication token\n\nToken "
+                                  "authentication is enabled but the authentication token is invalid or incorrect.")
 
     monkeypatch.setattr(job_submission, "JobSubmissionClient", refuse)
     monkeypatch.setenv("RAY_AUTH_MODE", "token")

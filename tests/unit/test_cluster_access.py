@@ -172,12 +172,18 @@ def test_authentication_errors_say_what_to_do(message, mode, expected, monkeypat
     assert "\n" not in str(explained)
 
 
-def test_connection_errors_name_the_address_and_other_errors_pass_through():
+def test_connection_errors_name_the_address_and_other_errors_pass_through(monkeypatch):
     jobs = explain(ConnectionError("Failed to connect to Ray at address: http://127.0.0.1:9.\n"))
     assert str(jobs) == ("no Ray dashboard / Jobs API answers at http://127.0.0.1:9: start one with "
                          "`raytag cluster start`, or check --address / RAY_ADDRESS")
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
     refused = explain(ConnectionError("Failed to connect to Ray cluster at 127.0.0.1:6379"))
-    assert isinstance(refused, ClusterAccessError) and "RAY_AUTH_MODE=token" in str(refused)
+    assert isinstance(refused, ClusterAccessError)
+    assert str(refused).startswith("Failed to connect to Ray cluster at 127.0.0.1:6379: the cluster answers but "
+                                   "did not accept this client; with token authentication, export RAY_AUTH_MODE=token")
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    with_mode = str(explain(ConnectionError("Failed to connect to Ray cluster at 127.0.0.1:6379")))
+    assert "give this client the cluster's own token" in with_mode and "export" not in with_mode
     other = ConnectionError("reset by peer")
     assert explain(other) is other
     plain = ValueError("x")

@@ -172,9 +172,8 @@ def serve_models(
     Each model is served at POST /v1/models/<name>/tag, where <name> is the reference's
     model name. Clients need an API key from RAYTAG_API_KEYS (or the config's api_keys_file).
     """
-    import time
-
     import os
+    import time
 
     from raytag.registry import parse_ref
     from raytag.serving.deploy import app_config, deploy, load_config, preflight

@@ -17,10 +17,14 @@ from typing import Any
 
 import yaml
 
-from raytag.errors import ConfigError
+from raytag.errors import ConfigError, RaytagError
 from raytag.serving.settings import ServeSettings, deployment_name
 
 APP_IMPORT_PATH = "raytag.serving.app:build_app"
+
+
+class DeployFailed(RaytagError, RuntimeError):
+    """An application did not start; the message carries its replicas' error (still a RuntimeError)."""
 
 
 def app_config(args: dict[str, Any], name: str = "raytag", route_prefix: str = "/",
@@ -171,7 +175,7 @@ def deploy(config: dict[str, Any], *, wait_s: float = 300.0) -> None:
             return
         failed = [f"{n}: {failure_reason(status[n])}" for n, s in states.items() if s in ("DEPLOY_FAILED", "UNHEALTHY")]
         if failed:
-            raise RuntimeError(f"serve deploy failed: application {'; '.join(failed)}")
+            raise DeployFailed(f"serve deploy failed: application {'; '.join(failed)}")
         if time.monotonic() > deadline:
             raise TimeoutError(f"applications not running after {wait_s:.0f}s: {states}")
         time.sleep(0.5)
