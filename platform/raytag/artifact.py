@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -76,8 +77,14 @@ def train_and_register(job: JobConfig, prepared_dir: str | Path, *, fresh: bool 
 
 
 def register_checkpoint(job: JobConfig, corpus: PreparedCorpus, checkpoint_dir: str | Path, history: list[dict],
-                        train_metrics: dict[str, Any]) -> Any:
-    """Export a checkpoint as a tagger, evaluate it on the test split and publish it."""
+                        train_metrics: dict[str, Any], *, aliases: Sequence[str] = ("latest",),
+                        track_best: bool = True) -> Any:
+    """Export a checkpoint as a tagger, evaluate it on the test split and publish it.
+
+    The new version gets ``aliases``; with ``track_best`` it also takes ``best`` when it
+    beats the current best's score (a tuned variant passes neither, so refs to the
+    model's ``latest`` and ``best`` keep what they served).
+    """
     import tempfile
 
     from raytag.registry import Registry
@@ -93,6 +100,6 @@ def register_checkpoint(job: JobConfig, corpus: PreparedCorpus, checkpoint_dir: 
         best_metric = "test_score" if "test_score" in metrics else "dev_score"
         return Registry(job.registry.root).publish(
             job.model_name(), artifact, kind=job.model.kind, labels=corpus.labels.items, metrics=metrics,
-            config=resolved(job), data_fingerprint=corpus.fingerprint, best_metric=best_metric,
-            data=corpus.summary(),
+            config=resolved(job), data_fingerprint=corpus.fingerprint, aliases=tuple(aliases),
+            best_metric=best_metric if track_best else None, data=corpus.summary(),
         )

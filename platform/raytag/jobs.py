@@ -37,9 +37,19 @@ def runtime_env(working_dir: str | Path, env_vars: dict[str, str] | None = None)
 
 
 def client(address: str) -> Any:
+    """A Jobs API client; an address where nothing answers, or a cluster that refuses this
+    client's token, raises :class:`~raytag.cluster_access.ClusterAccessError` (one line, what to do)."""
     from ray.job_submission import JobSubmissionClient
 
-    return JobSubmissionClient(address)
+    from raytag.cluster_access import explain
+
+    try:
+        return JobSubmissionClient(address)
+    except Exception as exc:
+        explained = explain(exc)
+        if explained is exc:
+            raise
+        raise explained from exc
 
 
 # A head node that has just started answers "No available agent to submit job" until its

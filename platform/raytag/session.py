@@ -45,9 +45,15 @@ def ray_session(
     machine. Where they are missing (a GPU image with ``ray[train]`` only), Ray refuses
     ``include_dashboard=True``, so the session starts without it and says why.
 
+    An address where nothing listens, or a cluster that refuses this client (a missing or
+    wrong token), fails at once with a :class:`~raytag.cluster_access.ClusterAccessError`
+    saying what to do, instead of Ray retrying for minutes.
+
     Ray is shut down on exit only when this call started or connected it.
     """
     import ray
+
+    from raytag.cluster_access import ClusterAccessError, check_address, explain, refused_message
 
     if ray.is_initialized():
         yield
@@ -57,7 +63,16 @@ def ray_session(
     if runtime_env:
         kwargs["runtime_env"] = runtime_env
     if target and target != "local":
-        ray.init(address=target, **kwargs)
+        check_address(target)
+        try:
+            ray.init(address=target, **kwargs)
+        except ConnectionError as exc:
+            raise ClusterAccessError(refused_message(f"cannot connect to the Ray cluster at {target}")) from exc
+        except Exception as exc:
+            explained = explain(exc)
+            if explained is exc:
+                raise
+            raise explained from exc
     else:
         missing = dashboard_missing()
         if missing:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -29,6 +30,10 @@ from raytag.train.seams import Seams
 # Ray Train run, whose workers hold the real CPUs.
 TRIAL_DRIVER_CPU = 0.01
 DISTRIBUTIONS = ("uniform", "loguniform", "choice", "randint", "quniform")
+TUNED_ALIAS = "tuned"
+PROMOTED_ALIASES = ("latest", "best")
+# Status of a trial in the results table.
+FINISHED, EARLY_STOPPED, ERROR, NO_RESULT = "finished", "early-stopped", "error", "no result"
 
 
 class SchedulerConfig(Section):
@@ -70,6 +75,25 @@ class TuneJobConfig(Section):
     # Where Tune keeps trials (local path or URI); default <base workdir>/<name>/tune.
     storage_path: str | None = None
     register_best: bool = True
+    # The registry alias the best trial is published under, beside the base job's model.
+    alias: str = Field(TUNED_ALIAS, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    # Also move the model's `latest` (and `best`, if it scores higher) to the tuned version.
+    # Off by default: a Serve config or a client that loads `<model>` or `<model>@latest`
+    # must not switch to a tuned model behind its back.
+    promote: bool = False
+
+    @field_validator("alias")
+    @classmethod
+    def _own_alias(cls, alias: str) -> str:
+        if alias in PROMOTED_ALIASES:
+            raise ValueError(f"{alias!r} is moved only by promote: true (or --promote); choose another alias")
+        if re.fullmatch(r"[vV]?[0-9]+", alias):
+            raise ValueError(f"{alias!r} looks like a version number; choose another alias")
+        return alias
+
+    def registry_aliases(self) -> tuple[str, ...]:
+        """The aliases the best trial's version gets: its own, plus ``latest`` when promoted."""
+        return (self.alias, "latest") if self.promote else (self.alias,)
 
 
 @dataclass(frozen=True)
@@ -184,6 +208,8 @@ class SearchOutcome:
     best_job_file: Path
     registered: Any = None
     restored: bool = False
+    best_trial: str = ""
+    aliases: tuple[str, ...] = ()
 
 
 def _domains(search: SearchConfig) -> dict[str, Any]:
@@ -280,7 +306,6 @@ def run_search(search: TuneJobConfig, base: JobConfig, prepared_dir: str | Path,
             run_config=tune.RunConfig(name=search.name, storage_path=storage, verbose=0),
         )
     grid = tuner.fit()
-    table = results_table(grid, cfg)
     candidates = []
     for result in grid:
         frame = result.metrics_dataframe
@@ -298,6 +323,7 @@ def run_search(search: TuneJobConfig, base: JobConfig, prepared_dir: str | Path,
         )
     pick = max if cfg.mode == "max" else min
     best, row = pick(candidates, key=lambda c: float(c[1][cfg.metric]))
+    table = results_table(grid, cfg, planned_epochs=base.train.epochs, best=best)
     params = {k: best.config[k] for k in cfg.space}
     best_job = job_for_trial(search, params, trial_name=f"{search.name}-best", base_data=base_data)
     best_job = best_job.model_copy(update={"registry": best_job.registry.model_copy(
@@ -321,26 +347,48 @@ def run_search(search: TuneJobConfig, base: JobConfig, prepared_dir: str | Path,
             registered = register_checkpoint(
                 best_job, PreparedCorpus(prepared_dir), directory, adapter_for(best_job).history(Path(directory)),
                 {**metrics, **{f"param.{k}": v for k, v in params.items() if isinstance(v, (int, float))}},
+                aliases=search.registry_aliases(), track_best=search.promote,
             )
-    return SearchOutcome(experiment, table, params, metrics, best_file, registered, restored)
+    return SearchOutcome(experiment, table, params, metrics, best_file, registered, restored,
+                         best_trial=trial_id(best), aliases=search.registry_aliases() if registered else ())
 
 
-def results_table(grid: Any, cfg: SearchConfig) -> Any:
-    """One row per trial: its parameters, epochs run, last and best metric, status."""
+def trial_id(result: Any) -> str:
+    """Tune's id of a trial (``a1b2c_00003``), else its directory name."""
+    found = (result.metrics or {}).get("trial_id")
+    return str(found) if found else str(result.path).rstrip("/").rsplit("/", 1)[-1]
+
+
+def trial_status(epochs: int, planned_epochs: int, errored: bool) -> str:
+    """``finished`` (every planned epoch ran), ``early-stopped`` (fewer: ASHA stopped it, or
+    the job's own early stopping), ``error`` or ``no result``."""
+    if errored:
+        return ERROR
+    if epochs == 0:
+        return NO_RESULT
+    return FINISHED if epochs >= planned_epochs else EARLY_STOPPED
+
+
+def results_table(grid: Any, cfg: SearchConfig, planned_epochs: int, best: Any = None) -> Any:
+    """One row per trial, best first: id, parameters, epochs run, best and last metric,
+    status and whether it is the trial the search picked (``best``)."""
     import pandas as pd
 
     rows = []
     for result in grid:
         history = result.metrics_dataframe
         values = history[cfg.metric].dropna() if history is not None and cfg.metric in history else []
-        best = (max(values) if cfg.mode == "max" else min(values)) if len(values) else float("nan")
+        top = (max(values) if cfg.mode == "max" else min(values)) if len(values) else float("nan")
+        planned = int(result.config.get("train.epochs", planned_epochs))
         rows.append({
-            "trial": result.path.rstrip("/").rsplit("/", 1)[-1],
+            "trial": trial_id(result),
             **{k: result.config.get(k) for k in cfg.space},
             "epochs": len(values),
+            f"best_{cfg.metric}": top,
             f"last_{cfg.metric}": float(values.iloc[-1]) if len(values) else float("nan"),
-            f"best_{cfg.metric}": best,
-            "status": "error" if result.error else ("stopped" if len(values) else "no result"),
+            "status": trial_status(len(values), planned, bool(result.error)),
+            "best": best is not None and trial_id(result) == trial_id(best),
         })
     table = pd.DataFrame(rows)
-    return table.sort_values(f"best_{cfg.metric}", ascending=cfg.mode == "min").reset_index(drop=True)
+    return table.sort_values(f"best_{cfg.metric}", ascending=cfg.mode == "min",
+                             na_position="last").reset_index(drop=True)

@@ -1,9 +1,12 @@
 """End to end against a real `ray start` cluster with token authentication on.
 
-Submit a training job through the Jobs API, find the model in the registry, `serve deploy`
-a config and tag a sentence over HTTP, run a 2-trial Tune search as a submitted job, and stop
-everything, even when a step fails: no Ray process may outlive the test. Everything talks to
-127.0.0.1 (the suite runs in a loopback-only network namespace).
+The README's quick start from an empty HOME (a fresh machine): `raytag cluster start` creates
+the token before `ray start --head`, so the cluster requires it; clients without it get one
+`error:` line saying what to do. Then submit a training job through the Jobs API, find the
+model in the registry, `serve deploy` a config and tag a sentence over HTTP, run a 2-trial
+Tune search as a submitted job, and stop everything, even when a step fails: no Ray process
+may outlive the test. Everything talks to 127.0.0.1 (the suite runs in a loopback-only
+network namespace).
 
 The cluster is stopped by signalling its own processes, never with `ray stop`: that kills every
 Ray process of the user it can see, including clusters of other tests or people on the machine.
@@ -63,12 +66,15 @@ def cluster(tmp_path):
     env = {**os.environ, "HOME": str(home), "RAY_AUTH_MODE": "token", "RAYTAG_API_KEYS": API_KEY,
            "PATH": f"{BIN}:{os.environ.get('PATH', '')}", "CUDA_VISIBLE_DEVICES": "", "TF_USE_LEGACY_KERAS": "1",
            "RAY_DATA_DISABLE_PROGRESS_BARS": "1", "RAY_USAGE_STATS_ENABLED": "0"}
-    env.pop("RAY_ADDRESS", None)
+    for name in ("RAY_ADDRESS", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        env.pop(name, None)
     try:
-        # A fresh token for this cluster (in the private HOME), then a head with token auth on;
-        # every client below (Jobs SDK, serve CLI, raytag) sends it because of RAY_AUTH_MODE=token.
-        _run(["ray", "get-auth-token", "--generate"], env)
-        _run(["ray", "start", "--head", "--num-cpus", "2", "--port", str(GCS_PORT), "--include-dashboard", "true",
+        # The README's quick start on a fresh machine: the HOME is empty, so there is no token
+        # until `raytag cluster start` creates one, then starts the head with token auth on; every
+        # client below (Jobs SDK, serve CLI, raytag) sends it because of RAY_AUTH_MODE=token.
+        assert not any(home.iterdir())
+        _run([str(BIN / "raytag"), "cluster", "start", "--num-cpus", "2", "--port", str(GCS_PORT),
+              "--include-dashboard", "true",
               "--dashboard-host", "127.0.0.1", "--dashboard-port", str(DASHBOARD_PORT),
               # Ports of its own for the node's agents: another local Ray in this network namespace
               # (the suite's session Ray) holds the defaults, and a job head without its agent
@@ -76,7 +82,8 @@ def cluster(tmp_path):
               "--dashboard-agent-listen-port", "28266", "--dashboard-agent-grpc-port", "28267",
               "--metrics-export-port", "28268", "--runtime-env-agent-port", "28269",
               "--object-store-memory", str(300 * 1024 * 1024), "--disable-usage-stats"], env)
-        assert (home / ".ray" / "auth_token").is_file(), "no token was generated"
+        token = home / ".ray" / "auth_token"
+        assert token.is_file() and token.stat().st_mode & 0o077 == 0, "no private token was generated"
         yield env, tmp_path
     finally:
         leftovers = _stop(home)
@@ -118,11 +125,24 @@ def test_submit_train_serve_and_tune_on_a_ray_start_cluster(cluster):
     (work / "jobs" / "tiny.yaml").write_text(yaml.safe_dump(job))
     raytag = str(BIN / "raytag")
 
+    # 0. the cluster requires the token; clients without it get one line saying what to do
+    unauthenticated = httpx.get(f"{ADDRESS}/api/jobs/", timeout=10)
+    assert unauthenticated.status_code in (401, 403), "the Jobs API answered without the token"
+    elsewhere = tmp / "elsewhere"  # another user's HOME: no token there
+    elsewhere.mkdir()
+    for extra, expected in (({}, "the Ray cluster requires a token and this client sent none: export RAY_AUTH_MODE"),
+                            ({"RAY_AUTH_MODE": "token"}, "RAY_AUTH_MODE=token but this machine has no Ray token"),
+                            ({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "0" * 64},
+                             "the Ray cluster rejected this client's token")):
+        client_env = {**{k: v for k, v in env.items() if k != "RAY_AUTH_MODE"}, "HOME": str(elsewhere), **extra}
+        proc = subprocess.run([raytag, "jobs", "list", "--address", ADDRESS], env=client_env, capture_output=True,
+                              text=True, timeout=120)
+        assert proc.returncode == 2 and proc.stderr.startswith(f"error: {expected}"), proc.stderr
+        assert len(proc.stderr.splitlines()) == 1, proc.stderr
+
     # 1. a training job through the Jobs API (the SDK authenticates with the cluster's token)
     out = _run([raytag, "submit", "jobs/tiny.yaml", "--address", ADDRESS, "--wait"], env, cwd=work)
     assert "SUCCEEDED" in out
-    unauthenticated = httpx.get(f"{ADDRESS}/api/jobs/", timeout=10)
-    assert unauthenticated.status_code in (401, 403), "the Jobs API answered without the token"
 
     # 2. the model is in the registry
     listing = _run([raytag, "models", "list", "--registry", str(registry)], env)
@@ -165,5 +185,9 @@ def test_submit_train_serve_and_tune_on_a_ray_start_cluster(cluster):
     out = _run([raytag, "submit", "jobs/search.yaml", "--command", "tune", "--address", ADDRESS, "--wait"], env,
                cwd=work)
     assert "SUCCEEDED" in out and "best job written" in out
-    assert [v.version for v in __import__("raytag.registry").registry.Registry(str(registry)).list_versions("e2e_tiny")] == [1, 2]
+    from raytag.registry import Registry
+
+    assert [v.version for v in Registry(str(registry)).list_versions("e2e_tiny")] == [1, 2]
+    # The tuned model is e2e_tiny@tuned; e2e_tiny (@latest), which Serve configs load, stays v1.
+    assert Registry(str(registry)).aliases("e2e_tiny") == {"latest": 1, "best": 1, "tuned": 2}
     shutil.rmtree(work, ignore_errors=True)

@@ -49,14 +49,17 @@ def test_search_resumes_after_a_failed_trial_and_registers_the_best(ray_local, t
     assert marker.exists()
     resumed = run_search(search, base, directory)
     assert resumed.restored
-    assert len(resumed.table) == 1 and "error" not in set(resumed.table["status"])
-    assert resumed.table["epochs"].max() == 2
+    assert len(resumed.table) == 1 and list(resumed.table["status"]) == ["finished"]
+    assert resumed.table["epochs"].max() == 2 and list(resumed.table["best"]) == [True]
     # The exported best job validates, carries the best parameters and names the base model.
     best = load_job(resumed.best_job_file)
     assert best.train.learning_rate == resumed.best_params["train.learning_rate"]
     assert best.model.lstm_units == resumed.best_params["model.lstm_units"]
     assert best.train.max_steps_per_epoch == 3
     assert resumed.registered is not None and resumed.registered.name == "tiny"
-    version = Registry(str(tmp_path / "registry")).resolve("tiny")
+    # Under its own alias only: refs to tiny (@latest) and tiny@best never switch to a tuned model.
+    registry = Registry(str(tmp_path / "registry"))
+    assert registry.aliases("tiny") == {"tuned": 1} and resumed.aliases == ("tuned",)
+    version = registry.resolve("tiny@tuned")
     assert "test_f1" in version.metrics and "dev_score" in version.metrics
     assert (tmp_path / "runs" / "tiny_search" / "results.csv").is_file()

@@ -40,7 +40,7 @@ def test_evaluate_labelled_files_with_a_label_map(registry, tmp_path):
     assert saved["score"] == pytest.approx(expected["score"])
     assert [f["sentences"] for f in saved["files"]] == [12, 8]
     assert f"{saved['score']:.4f}" in result.output
-    assert f"wrote report.json, report.txt and confusion.png to {out}" in result.output
+    assert f"report written to {out / 'report.txt'} (with report.json and confusion.png)" in result.output
     assert (out / "confusion.png").is_file()
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from raytag.cli import corpus, train, predict, models, export, cluster  # noqa: F401,I001  (each registers its verbs on ``app``, in help order)
+from raytag.cli import corpus, train, predict, models, export, cluster, ray_cluster  # noqa: F401,I001  (each registers its verbs on ``app``, in help order)
 from raytag.cli._util import app, console
 
 __all__ = ["app", "main"]

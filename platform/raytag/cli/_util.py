@@ -84,11 +84,16 @@ def fail(exc: BaseException) -> NoReturn:
 
     The traceback is printed only with ``--verbose`` (on the commands that have it).
     """
+    from raytag.cluster_access import explain
+
     has_verbose, verbose = _VERBOSITY.get()
-    cause = root_cause(exc)
+    # A cluster that does not answer or refuses this client's token is the user's to fix:
+    # say what to do rather than pass on Ray's error.
+    original = root_cause(exc)
+    cause = explain(original)
     user = is_user_error(cause)
     if verbose:
-        err_console.print("".join(traceback.format_exception(cause)), highlight=False, markup=False, end="",
+        err_console.print("".join(traceback.format_exception(original)), highlight=False, markup=False, end="",
                           soft_wrap=True)
     message = " ".join(str(cause).split()) or type(cause).__name__
     if not user:

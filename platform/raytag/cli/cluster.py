@@ -29,31 +29,40 @@ def tune(
     overrides: SetOption = None,
     address: AddressOption = None,
     fresh: Annotated[bool, typer.Option(help="Start a new search even if one can be resumed.")] = False,
+    promote: Annotated[bool, typer.Option(
+        help="Also point the model's latest (and best, if it scores higher) at the tuned version "
+             "(the search file's promote: true). Without it only the search's alias (tuned) moves.")] = False,
     verbose: VerboseOption = False,
 ) -> None:
-    """Search hyperparameters with Ray Tune (ASHA on dev score); export and register the best trial."""
+    """Search hyperparameters with Ray Tune (ASHA on dev score); register the best trial as <model>@tuned."""
+    from raytag.cli._tune_table import results_view
     from raytag.prepare import ensure_prepared
     from raytag.tune import load_search, run_search
 
     quiet_ray(verbose)
     try:
-        search, base = load_search(config, overrides or [])
+        search, base = load_search(config, [*(overrides or []), *(["promote=true"] if promote else [])])
         with job_session(base, address, log_to_driver=verbose):
             directory = ensure_prepared(base, announce=announce_prepare(base))
             outcome = run_search(search, base, directory, fresh=fresh)
     except (RaytagError, FileExistsError, FileNotFoundError, RuntimeError) as exc:
         fail(exc)
-    table = Table(title=f"{search.name}{' (resumed)' if outcome.restored else ''}")
-    for column in outcome.table.columns:
-        table.add_column(str(column))
-    for row in outcome.table.itertuples(index=False):
-        table.add_row(*[f"{v:.4g}" if isinstance(v, float) else str(v) for v in row])
-    console.print(table)
-    console.print(f"best: {outcome.best_params}  →  {search.search.metric} "
-                  f"{outcome.best_metrics.get(search.search.metric, float('nan')):.4f}")
-    console.print(f"best job written to {outcome.best_job_file} (train it with: raytag train {outcome.best_job_file})")
+    metric = search.search.metric
+    title = f"{search.name}{' (resumed)' if outcome.restored else ''}: {metric} ({search.search.mode}) per trial"
+    console.print(results_view(outcome.table, metric, title, list(search.search.space), width=console.width))
+    console.print(f"best: trial {outcome.best_trial}, {metric} "
+                  f"{outcome.best_metrics.get(metric, float('nan')):.4f}", highlight=False)
+    for key, value in outcome.best_params.items():
+        console.print(f"  {key} = {value}", highlight=False)
+    console.print(f"best job written to {outcome.best_job_file} (train it with: raytag train {outcome.best_job_file})",
+                  highlight=False, soft_wrap=True)
     if outcome.registered is not None:
-        console.print(f"registered [bold]{outcome.registered.name}@v{outcome.registered.version}[/]")
+        ref = f"{outcome.registered.name}@v{outcome.registered.version}"
+        moved = ", ".join(f"@{a}" for a in outcome.aliases)
+        kept = ("" if search.promote else
+                f"; {outcome.registered.name}@latest and @best unchanged (promote with --promote, or "
+                f"raytag models alias {ref} latest)")
+        console.print(f"registered [bold]{ref}[/] as {moved}{kept}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -74,8 +83,9 @@ def submit(
             from raytag.tune import load_search
 
             load_search(config, overrides or [])
-        else:
-            load_any(config, overrides or [])
+        elif isinstance(load_any(config, overrides or []), dict):
+            raise RaytagError(f"{config} is a Serve config: deploy it with `serve deploy {config} --address "
+                              f"{address}` (or `raytag serve --config {config}`), not as a job")
         submission_id = jobs.submit(address, command, str(config), overrides or [], working_dir=working_dir)
     except (RaytagError, ValueError, RuntimeError, ConnectionError) as exc:
         fail(exc)
@@ -162,10 +172,11 @@ def serve_models(
     Each model is served at POST /v1/models/<name>/tag, where <name> is the reference's
     model name. Clients need an API key from RAYTAG_API_KEYS (or the config's api_keys_file).
     """
+    import os
     import time
 
     from raytag.registry import parse_ref
-    from raytag.serving.deploy import app_config, deploy, load_config
+    from raytag.serving.deploy import app_config, deploy, load_config, preflight
     from raytag.session import ray_session
 
     quiet_ray(False)
@@ -180,6 +191,10 @@ def serve_models(
                       for ref in refs or []]
             serve_config = app_config({"registry_root": registry, "models": models}, host=host, port=port)
         http = serve_config.get("http_options", {})
+        if (address or os.environ.get("RAY_ADDRESS") or "local") == "local":
+            # A Ray started here hands its environment and registry to the replicas: a missing
+            # API key or model fails now, not after Serve has retried the replicas.
+            preflight(serve_config)
         with ray_session(address, log_to_driver=True):
             from ray import serve
 

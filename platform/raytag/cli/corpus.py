@@ -15,22 +15,27 @@ from raytag.errors import RaytagError
 
 @app.command()
 def validate(
-    files: Annotated[list[Path], typer.Argument(help="Job or corpus YAML files.")],
+    files: Annotated[list[Path], typer.Argument(help="Job, search, corpus or Serve config YAML files.")],
     overrides: SetOption = None,
 ) -> None:
-    """Validate job and corpus config files (unknown keys are reported with their dotted path)."""
+    """Validate job, search, corpus and Serve config files (unknown keys are reported with their dotted path).
+
+    A Serve config (top-level `applications:`) is checked against Ray Serve's schema and
+    raytag's serving settings, as `raytag serve --config` does before deploying.
+    """
     from raytag.jobfiles import load_any
 
     failed = False
     for file in files:
         try:
-            load_any(file, overrides or [])
+            loaded = load_any(file, overrides or [])
         except RaytagError as exc:
             failed = True
             err_console.print(f"[bold red]error:[/] {escape(' '.join(str(exc).split()))}", highlight=False,
                               soft_wrap=True)
         else:
-            console.print(f"[green]✓[/] {file}", highlight=False)
+            kind = " (Serve config)" if isinstance(loaded, dict) else ""
+            console.print(f"[green]✓[/] {escape(str(file))}{kind}", highlight=False)
     if failed:
         raise typer.Exit(code=EXIT_USER)
 

@@ -53,8 +53,10 @@ def evaluate(
             from raytag.artifact import evaluate_tagger
             from raytag.corpus.prepared import PreparedCorpus
 
+            corpus = PreparedCorpus(data[0])
+            corpus.require_split(split)  # before the model loads
             out = out or default_out / split
-            report = evaluate_tagger(load_tagger(model, registry), PreparedCorpus(data[0]), split, out)
+            report = evaluate_tagger(load_tagger(model, registry), corpus, split, out)
         else:
             from raytag.evaluate_files import evaluate_files, reader_options
 
@@ -73,7 +75,8 @@ def evaluate(
         from raytag.robustness import format_robustness
 
         console.print(format_robustness(report["robustness"]), highlight=False)
-    console.print(f"wrote report.json, report.txt and confusion.png to {out}", highlight=False, soft_wrap=True)
+    console.print(f"report written to {out.absolute() / 'report.txt'} (with report.json and confusion.png)",
+                  highlight=False, soft_wrap=True)
 
 
 @app.command()

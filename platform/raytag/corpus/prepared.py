@@ -15,8 +15,17 @@ import pyarrow.parquet as pq
 
 from raytag.artifact_files import CHARS_FILE, LABELS_FILE, MANIFEST, WORDS_FILE
 from raytag.corpus.vocab import Vocabulary
+from raytag.errors import RaytagError
 
-__all__ = ["MANIFEST", "PreparedCorpus"]
+__all__ = ["MANIFEST", "PreparedCorpus", "UnknownSplit"]
+
+
+class UnknownSplit(RaytagError, KeyError):
+    """A split the prepared corpus does not have (still a KeyError for older callers)."""
+
+    def __str__(self) -> str:
+        # KeyError's own str() quotes the message like a repr.
+        return str(self.args[0]) if self.args else ""
 
 
 class PreparedCorpus:
@@ -72,7 +81,7 @@ class PreparedCorpus:
 
     def require_split(self, name: str) -> None:
         if name not in self.manifest["splits"]:
-            raise KeyError(f"split {name!r} is not in {self.directory} (splits: {', '.join(self.splits)})")
+            raise UnknownSplit(f"split {name!r} is not in {self.directory} (its splits: {', '.join(self.splits)})")
 
     def shard_paths(self, split: str) -> list[str]:
         self.require_split(split)
