@@ -105,6 +105,9 @@ class _Corpus:
     labels = _Labels()
     fingerprint = "f"
 
+    def summary(self) -> dict:
+        return {}
+
 
 def _register(monkeypatch, tmp_path, base, dev_score, **options):
     """Register a (dummy) checkpoint the way a search's best trial is registered."""
