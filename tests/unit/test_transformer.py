@@ -211,6 +211,12 @@ def test_casing_model_tells_words_apart_by_case_only_and_reloads(tmp_path) -> No
     for a, b in zip(expected, got):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
+    from transformers import pipeline
+
+    # A plain pipeline loads it too (type_vocab_size 5) and runs; it sends type 0, so no casing signal.
+    hf = pipeline("token-classification", model=str(artifact / TRANSFORMER_MODEL_DIR), device="cpu")
+    assert isinstance(hf("bill paid the bill"), list) and hf.model.config.type_vocab_size == 5
+
     from raytag.onnx_export import export_onnx
 
     onnx_tagger = load_tagger(export_onnx(artifact, tmp_path / "onnx"))
