@@ -46,6 +46,9 @@ def make_input(files: list[str], fmt: str | None, copies: int, directory: Path) 
 
 
 def in_process(path: str, ref: str, registry: str, batch_size: int) -> dict:
+    # Ray starts its workers at niceness 15 (its worker_niceness default): run the baseline at
+    # the same priority, so other load on the machine weighs on both sides alike.
+    os.nice(15)
     t0 = time.perf_counter()
     from raytag.tagger import load_tagger
 
