@@ -70,7 +70,8 @@ def flat_params(config: dict[str, Any], prefix: str = "") -> dict[str, str]:
     return out
 
 
-def _client(uri: str) -> Any:
+def mlflow_client(uri: str) -> Any:
+    """An MLflow client of ``uri`` (a local file store allowed)."""
     from mlflow.tracking import MlflowClient
 
     allow_file_store(uri)
@@ -84,7 +85,7 @@ def experiment_id(client: Any, name: str) -> str:
 
 def find_runs(uri: str, experiment: str, tag: str, value: str) -> list[Any]:
     """The MLflow runs of ``experiment`` whose ``tag`` is ``value``, newest first."""
-    client = _client(uri)
+    client = mlflow_client(uri)
     found = client.get_experiment_by_name(experiment)
     if found is None:
         return []
@@ -96,7 +97,7 @@ def link_model(uri: str, run_id: str, ref: str, metrics: dict[str, Any] | None =
     """Tag an MLflow run with the registry version it became, and log that version's test metrics."""
     from mlflow.entities import Metric
 
-    client = _client(uri)
+    client = mlflow_client(uri)
     client.set_tag(run_id, MODEL_VERSION_TAG, ref)
     now = int(time.time() * 1000)
     numbers = [Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()
@@ -132,7 +133,7 @@ class RunTracker:
             self._writer = SummaryWriter(logdir=str(self.tensorboard_dir), filename_suffix=f".{uuid.uuid4().hex[:8]}")
 
     def _mlflow_run(self, run: RunInfo) -> str:
-        client = _client(self.uri or "")
+        client = mlflow_client(self.uri or "")
         if run.resumed:
             for earlier in find_runs(self.uri or "", self.experiment, RUN_KEY_TAG, run.key)[:1]:
                 if earlier.info.status != "FINISHED":
@@ -155,7 +156,7 @@ class RunTracker:
             from mlflow.entities import Metric
 
             now = int(time.time() * 1000)
-            _client(self.uri or "").log_batch(
+            mlflow_client(self.uri or "").log_batch(
                 self.run_id, metrics=[Metric(k, v, now, report.epoch) for k, v in values.items()])
         if self._writer is not None:
             for key, value in values.items():
@@ -167,13 +168,13 @@ class RunTracker:
         if self.run_id is not None:
             if ref is not None:
                 link_model(self.uri or "", self.run_id, ref, metrics)
-            _client(self.uri or "").set_terminated(self.run_id, "FINISHED")
+            mlflow_client(self.uri or "").set_terminated(self.run_id, "FINISHED")
         self._close()
 
     def failed(self) -> None:
         if self.run_id is not None:
             try:
-                _client(self.uri or "").set_terminated(self.run_id, "FAILED")
+                mlflow_client(self.uri or "").set_terminated(self.run_id, "FAILED")
             except Exception:  # noqa: BLE001 - the training error is the one to report
                 logger.warning("could not mark MLflow run %s failed", self.run_id, exc_info=True)
         self._close()

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from ray.air.integrations.mlflow import MLflowLoggerCallback
 from ray.tune import Callback
 
-from raytag.tracking import TRIAL_ID_TAG
+from raytag.tracking import TRIAL_ID_TAG, find_runs, mlflow_client
 from raytag.train.progress import EpochReport, epoch_report
 
 
@@ -66,7 +66,8 @@ class TrialTracker(MLflowLoggerCallback):
 
     ``base_params`` is the base job (search overrides applied) flattened; a trial's own
     point of the space (dotted job keys) and its run name override it. Every run is
-    tagged with its trial id, so the registered best trial can be found afterwards.
+    tagged with its trial id, so the registered best trial can be found afterwards, and
+    a restored search continues the runs of its trials.
     """
 
     def __init__(self, tracking_uri: str, experiment_name: str, base_params: dict[str, str], search_name: str,
@@ -77,6 +78,11 @@ class TrialTracker(MLflowLoggerCallback):
 
     def log_trial_start(self, trial: Any) -> None:
         if trial in self._trial_runs:
+            return
+        # A restored search re-runs its unfinished trials: each continues its own MLflow run.
+        for earlier in find_runs(self.tracking_uri, self.experiment_name, TRIAL_ID_TAG, trial.trial_id)[:1]:
+            self._trial_runs[trial] = earlier.info.run_id
+            mlflow_client(self.tracking_uri).update_run(earlier.info.run_id, status="RUNNING")
             return
         name = f"{self.search_name}-{trial.trial_id}"
         tags = {**self.tags, "trial_name": str(trial), TRIAL_ID_TAG: trial.trial_id}
