@@ -64,16 +64,35 @@ def evaluate_tagger(tagger: Tagger, corpus: PreparedCorpus, split: str, out: Pat
     return report
 
 
-def train_and_register(job: JobConfig, prepared_dir: str | Path, *, fresh: bool = False, **train_options: Any) -> Any:
+def train_and_register(job: JobConfig, prepared_dir: str | Path, *, fresh: bool = False,
+                       listeners: Sequence[Any] = (), **train_options: Any) -> Any:
     """Train on Ray, export the best checkpoint, evaluate it on the test split, register it.
 
     Returns the registry's ``ModelVersion``. Needs a Ray session for the training part.
+    ``listeners`` (:class:`raytag.train.progress.TrainListener`) hear the run start and
+    every epoch; the run is tracked in MLflow and TensorBoard as ``job.tracking`` says,
+    and the finished run's record and MLflow run name the registered version.
+    Raises :class:`raytag.train.run.RunFinished` when this job's run has already finished.
     """
-    from raytag.train.run import train
+    from raytag.tracking import RunTracker
+    from raytag.train.run import record_registration, train
 
     corpus = PreparedCorpus(prepared_dir)
-    outcome = train(job, corpus, fresh=fresh, **train_options)
-    return register_checkpoint(job, corpus, outcome.best_checkpoint, outcome.history, outcome.best_metrics)
+    tracking = job.tracking.mlflow or job.tracking.tensorboard
+    tracker = RunTracker(job) if tracking else None
+    try:
+        outcome = train(job, corpus, fresh=fresh, listeners=[*listeners, *([tracker] if tracker else [])],
+                        **train_options)
+        version = register_checkpoint(job, corpus, outcome.best_checkpoint, outcome.history, outcome.best_metrics)
+    except BaseException:
+        if tracker is not None:
+            tracker.failed()
+        raise
+    ref = f"{version.name}@v{version.version}"
+    record_registration(outcome.run_dir, ref)
+    if tracker is not None:
+        tracker.finished(ref, version.metrics)
+    return version
 
 
 def register_checkpoint(job: JobConfig, corpus: PreparedCorpus, checkpoint_dir: str | Path, history: list[dict],

@@ -304,6 +304,20 @@ class RayConfig(Section):
     object_store_memory: int | None = Field(None, ge=75 * 1024 * 1024)
 
 
+class TrackingConfig(Section):
+    """Experiment tracking of training runs, written from the driver: MLflow runs and TensorBoard events."""
+
+    mlflow: bool = True
+    # Any MLflow tracking URI (http://host:5000, sqlite:///mlflow.db, databricks, ...);
+    # None: a local file store, <workdir>/mlruns.
+    tracking_uri: str | None = None
+    # The MLflow experiment; None: the job's name (a search's name for raytag tune).
+    experiment: str | None = None
+    tensorboard: bool = True
+    # Where TensorBoard event files go, one folder per run; None: <workdir>/tensorboard.
+    tensorboard_dir: str | None = None
+
+
 class JobConfig(Section):
     """A whole job: corpus → prepare, and the later stages that read its output."""
 
@@ -317,6 +331,7 @@ class JobConfig(Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
     @model_validator(mode="after")
     def _word_dropout_needs_word_ids(self) -> JobConfig:

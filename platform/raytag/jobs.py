@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import shlex
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -84,3 +84,21 @@ def wait(address: str, submission_id: str, timeout_s: float = 3600, poll_s: floa
         if time.monotonic() > deadline:
             raise TimeoutError(f"job {submission_id} still {status} after {timeout_s:.0f}s")
         time.sleep(poll_s)
+
+
+def follow(address: str, submission_id: str, write: Callable[[str], None]) -> str:
+    """Stream a job's logs into ``write`` as the job writes them; return its final status.
+
+    The stream (Ray's ``tail_job_logs``) ends when the job does; the status is then read
+    until it is final, which can lag the end of the logs by a moment.
+    """
+    import asyncio
+
+    jobs = client(address)
+
+    async def tail() -> None:
+        async for lines in jobs.tail_job_logs(submission_id):
+            write(lines)
+
+    asyncio.run(tail())
+    return wait(address, submission_id, timeout_s=120, poll_s=0.5)

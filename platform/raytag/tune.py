@@ -255,13 +255,39 @@ def _trial(params: dict[str, Any], plan: TrialPlan) -> None:
     train(job, plan.prepared_dir, fresh=True, callbacks=[TuneReportCallback()], seams=plan.seams)
 
 
+def search_callbacks(search: TuneJobConfig, base: JobConfig, trial_storage: str) -> list[Any]:
+    """Tune callbacks of a search: epoch progress, and tracking as the base job's ``tracking`` says.
+
+    Each trial is an MLflow run (Ray's ``MLflowLoggerCallback``, with the trial's whole
+    job as params) and writes TensorBoard events into its trial directory (Ray's
+    ``TBXLoggerCallback``).
+    """
+    from ray.tune.logger import TBXLoggerCallback
+
+    from raytag.tracking import allow_file_store, flat_params, tracking_uri
+    from raytag.tune_callbacks import TrialProgress, TrialTracker
+
+    callbacks: list[Any] = [TrialProgress(base.train.epochs, base.train.max_steps_per_epoch)]
+    if base.tracking.mlflow:
+        uri = tracking_uri(base)
+        allow_file_store(uri)
+        params = flat_params(resolved(base))
+        params["train.storage_path"] = trial_storage
+        callbacks.append(TrialTracker(uri, base.tracking.experiment or search.name, params, search.name,
+                                      tags={"raytag.search": search.name}))
+    if base.tracking.tensorboard:
+        callbacks.append(TBXLoggerCallback())
+    return callbacks
+
+
 def run_search(search: TuneJobConfig, base: JobConfig, prepared_dir: str | Path, *, fresh: bool = False,
-               seams: Seams | None = None) -> SearchOutcome:
+               seams: Seams | None = None, listener: Any = None) -> SearchOutcome:
     """Run (or resume) the search on the connected Ray; export and register the best trial.
 
     An interrupted or partly failed search under the same storage resumes where it
     stopped (``Tuner.restore``, errored trials re-run) unless ``fresh``.
-    ``seams`` are passed to every trial's training (tests only).
+    ``seams`` are passed to every trial's training (tests only). ``listener``
+    (:class:`raytag.tune_callbacks.TrialListener`) hears every trial's epochs, on this process.
     """
     import ray
     from ray import tune
@@ -270,6 +296,7 @@ def run_search(search: TuneJobConfig, base: JobConfig, prepared_dir: str | Path,
 
     from raytag.artifact import register_checkpoint
     from raytag.corpus.prepared import PreparedCorpus
+    from raytag.tune_callbacks import listening
 
     if not ray.is_initialized():
         raise RuntimeError("run_search() needs a Ray session; wrap the call in raytag.session.ray_session()")
@@ -303,9 +330,11 @@ def run_search(search: TuneJobConfig, base: JobConfig, prepared_dir: str | Path,
                 # The generator itself caps concurrency (TuneConfig's cap ignores this search_alg).
                 search_alg=BasicVariantGenerator(random_state=cfg.seed, max_concurrent=concurrent),
             ),
-            run_config=tune.RunConfig(name=search.name, storage_path=storage, verbose=0),
+            run_config=tune.RunConfig(name=search.name, storage_path=storage, verbose=0,
+                                      callbacks=search_callbacks(search, base, plan.trial_storage)),
         )
-    grid = tuner.fit()
+    with listening(listener):
+        grid = tuner.fit()
     candidates = []
     for result in grid:
         frame = result.metrics_dataframe
@@ -349,8 +378,20 @@ def run_search(search: TuneJobConfig, base: JobConfig, prepared_dir: str | Path,
                 {**metrics, **{f"param.{k}": v for k, v in params.items() if isinstance(v, (int, float))}},
                 aliases=search.registry_aliases(), track_best=search.promote,
             )
+        if base.tracking.mlflow:
+            _link_best_trial(base, search, trial_id(best),
+                             f"{registered.name}@v{registered.version}", registered.metrics)
     return SearchOutcome(experiment, table, params, metrics, best_file, registered, restored,
                          best_trial=trial_id(best), aliases=search.registry_aliases() if registered else ())
+
+
+def _link_best_trial(base: JobConfig, search: TuneJobConfig, best_trial: str, ref: str, metrics: dict[str, Any]) -> None:
+    """Tag the best trial's MLflow run with the registry version it became."""
+    from raytag.tracking import TRIAL_ID_TAG, find_runs, link_model, tracking_uri
+
+    uri = tracking_uri(base)
+    for run in find_runs(uri, base.tracking.experiment or search.name, TRIAL_ID_TAG, best_trial)[:1]:
+        link_model(uri, run.info.run_id, ref, metrics)
 
 
 def trial_id(result: Any) -> str:

@@ -15,6 +15,7 @@ Ray process of the user it can see, including clusters of other tests or people 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -143,6 +144,8 @@ def test_submit_train_serve_and_tune_on_a_ray_start_cluster(cluster):
     # 1. a training job through the Jobs API (the SDK authenticates with the cluster's token)
     out = _run([raytag, "submit", "jobs/tiny.yaml", "--address", ADDRESS, "--wait"], env, cwd=work)
     assert "SUCCEEDED" in out
+    # The job's logs were streamed, the epoch as its one plain line (the job's stdout is no terminal).
+    assert re.search(r"^epoch 1/1  train_loss=\d+\.\d{4}  .*dev_accuracy=", out, re.MULTILINE), out
 
     # 2. the model is in the registry
     listing = _run([raytag, "models", "list", "--registry", str(registry)], env)

@@ -19,7 +19,8 @@ from raytag.config import (
 from raytag.prepare import prepare
 from raytag.registry import Registry
 from raytag.tagger import load_tagger
-from raytag.train.run import train
+from raytag.tracking import MODEL_VERSION_TAG, RUN_KEY_TAG, find_runs, tracking_uri
+from raytag.train.run import RunFinished, train
 from raytag.train.seams import Fault, Seams
 from tests.helpers import GMB, synthetic_conll, write
 
@@ -91,20 +92,60 @@ def test_two_workers_stay_identical_with_crf_casing_schedule_and_noise(ray_local
         assert len(files) == 2 and len({p.read_text() for p in files}) == 1, f"replicas diverged at epoch {epoch}"
 
 
-def test_rerun_resumes_a_run_whose_driver_died(ray_local, tmp_path, conll_corpus):
-    first = _job(tmp_path, "resume", CorpusConfig(format="conll", path="unused"), num_workers=1, epochs=1)
-    outcome = train(first, conll_corpus)
-    assert [h["epoch"] for h in outcome.history] == [1]
-    # A driver that dies never writes the completion marker: the run is unfinished.
-    Path(outcome.run_dir, "raytag_completed.json").unlink()
-    longer = first.model_copy(update={"train": first.train.model_copy(update={"epochs": 3})})
-    resumed = train(longer, conll_corpus)
-    assert resumed.resumed
-    assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
-    assert resumed.history[0] == outcome.history[0]  # epoch 1 was not trained again
-    with pytest.raises(Exception, match="already finished"):
-        train(longer, conll_corpus)
-    assert [h["epoch"] for h in train(longer, conll_corpus, fresh=True).history] == [1, 2, 3]
+class Recorder:
+    """A train listener that keeps what the driver heard."""
+
+    def __init__(self) -> None:
+        self.runs: list = []
+        self.epochs: list = []
+
+    def run_started(self, run) -> None:
+        self.runs.append(run)
+
+    def epoch_ended(self, report) -> None:
+        self.epochs.append(report)
+
+
+def test_a_run_resumes_reports_finished_and_is_tracked_while_a_changed_config_is_a_new_run(
+        ray_local, tmp_path, conll_corpus):
+    job = _job(tmp_path, "resume", CorpusConfig(format="conll", path="unused"), num_workers=1, epochs=2,
+               max_failures=0, early_stopping_patience=None)
+    # The worker dies at the start of epoch 2 with no restart left: the run stops after epoch 1's
+    # checkpoint, unfinished, as when the driver dies.
+    fault = Seams(fault=Fault(epoch=1, rank=0, marker=str(tmp_path / "killed"), delay_s=8))
+    first = Recorder()
+    with pytest.raises(Exception):
+        train_and_register(job, conll_corpus, seams=fault, listeners=[first])
+    assert [r.epoch for r in first.epochs] == [1] and not first.runs[0].resumed
+    # The same config again: the same run, resumed from its checkpoint; only epoch 2 is trained.
+    again = Recorder()
+    version = train_and_register(job, conll_corpus, listeners=[again])
+    [run] = again.runs
+    assert run.resumed and run.key == first.runs[0].key and run.key.startswith("resume-")
+    assert [(r.epoch, r.epochs) for r in again.epochs] == [(2, 2)]
+    assert again.epochs[0].checkpoint and "dev_f1" in again.epochs[0].metrics and again.epochs[0].train_loss > 0
+    # ... and once more: it reports the run finished and what it was registered as.
+    with pytest.raises(RunFinished, match="already finished") as done:
+        train(job, conll_corpus)
+    assert done.value.record["registered"] == f"resume@v{version.version}"
+
+    # One MLflow run (file store under the workdir) across both attempts: params, both epochs, the version.
+    from mlflow.tracking import MlflowClient
+
+    uri = tracking_uri(job)
+    [tracked] = find_runs(uri, "resume", RUN_KEY_TAG, run.key)
+    assert tracked.info.status == "FINISHED" and tracked.data.tags[MODEL_VERSION_TAG] == f"resume@v{version.version}"
+    assert tracked.data.params["train.epochs"] == "2" and tracked.data.params["model.lstm_units"] == "16"
+    history = MlflowClient(uri).get_metric_history(tracked.info.run_id, "dev_f1")
+    assert [m.step for m in history] == [1, 2]
+    assert tracked.data.metrics["test_f1"] == pytest.approx(version.metrics["test_f1"])
+    assert list((tmp_path / "runs" / "tensorboard" / run.key).glob("events.out.tfevents.*"))
+
+    # A changed config is a new run next to the finished one, which stays as it was.
+    changed = job.model_copy(update={"train": job.train.model_copy(update={"learning_rate": 0.02, "epochs": 1})})
+    outcome = train(changed, conll_corpus)
+    assert outcome.key != run.key and not outcome.resumed and [h["epoch"] for h in outcome.history] == [1]
+    assert Path(run.run_dir, "raytag_completed.json").is_file() and Path(outcome.run_dir).parent == Path(run.run_dir).parent
 
 
 def test_overfit_register_and_tag_raw_text(ray_local, tmp_path):

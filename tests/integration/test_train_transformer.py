@@ -64,8 +64,21 @@ def test_two_workers_recover_from_a_dead_worker_and_register(setup, tmp_path):
     tmp, encoder, corpus_path, prepared = setup
     job = _job(tmp_path, "two", encoder, corpus_path, num_workers=2, epochs=2, max_steps_per_epoch=4, max_failures=1)
     marker = tmp_path / "killed"
-    version = train_and_register(job, prepared, seams=Seams(fault=Fault(step=5, rank=1, marker=str(marker))))
+    heard = []
+
+    class Listener:
+        def run_started(self, run):
+            pass
+
+        def epoch_ended(self, report):
+            heard.append(report)
+
+    version = train_and_register(job, prepared, seams=Seams(fault=Fault(step=5, rank=1, marker=str(marker))),
+                                 listeners=[Listener()])
     assert marker.exists(), "the injected failure never happened"
+    # The driver heard both epochs (the Trainer's step and loss made our epoch and train_loss).
+    assert [(r.epoch, r.epochs) for r in heard] == [(1, 2), (2, 2)]
+    assert all(r.train_loss is not None and "dev_f1" in r.metrics for r in heard)
     artifact = Registry(job.registry.root).fetch("two")
     history = json.loads((artifact / "history.json").read_text())
     assert [h["step"] for h in history] == [4, 8]  # step 5 died; the restart resumed from step 4

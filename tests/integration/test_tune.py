@@ -8,6 +8,7 @@ import yaml
 from raytag.config import load_job
 from raytag.prepare import prepare
 from raytag.registry import Registry
+from raytag.tracking import MODEL_VERSION_TAG, TRIAL_ID_TAG, find_runs, tracking_uri
 from raytag.train.seams import Fault, Seams
 from raytag.tune import load_search, run_search
 from tests.helpers import synthetic_conll, write
@@ -47,7 +48,16 @@ def test_search_resumes_after_a_failed_trial_and_registers_the_best(ray_local, t
     with pytest.raises(RuntimeError, match="resume"):
         run_search(search, base, directory, seams=Seams(fault=Fault(epoch=0, rank=0, marker=str(marker))))
     assert marker.exists()
-    resumed = run_search(search, base, directory)
+    heard: list = []
+
+    class Listener:
+        def trial_epoch(self, trial, report):
+            heard.append((trial, report.epoch, report.epochs, "dev_score" in report.metrics))
+
+        def trial_ended(self, trial, status):
+            heard.append((trial, status))
+
+    resumed = run_search(search, base, directory, listener=Listener())
     assert resumed.restored
     assert len(resumed.table) == 1 and list(resumed.table["status"]) == ["finished"]
     assert resumed.table["epochs"].max() == 2 and list(resumed.table["best"]) == [True]
@@ -63,3 +73,15 @@ def test_search_resumes_after_a_failed_trial_and_registers_the_best(ray_local, t
     version = registry.resolve("tiny@tuned")
     assert "test_f1" in version.metrics and "dev_score" in version.metrics
     assert (tmp_path / "runs" / "tiny_search" / "results.csv").is_file()
+    # The restored search still reports to this driver, epoch by epoch.
+    [trial] = {h[0] for h in heard}
+    assert heard == [(trial, 1, 2, True), (trial, 2, 2, True), (trial, "ended")]
+    # Each trial is an MLflow run (file store under the base workdir) with its whole job as params,
+    # and the best one names the registered version; TensorBoard events sit in the trial directory.
+    uri = tracking_uri(base)
+    [run] = find_runs(uri, "tiny_search", TRIAL_ID_TAG, trial)
+    assert run.data.tags[MODEL_VERSION_TAG] == "tiny@v1"
+    assert float(run.data.params["train.learning_rate"]) == pytest.approx(resumed.best_params["train.learning_rate"])
+    assert run.data.params["train.max_steps_per_epoch"] == "3" and run.data.params["corpus.format"] == "conll"
+    assert "dev_score" in run.data.metrics
+    assert list((tmp_path / "runs" / "tiny_search" / "tune").rglob("events.out.tfevents.*"))

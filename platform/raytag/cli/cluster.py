@@ -34,8 +34,13 @@ def tune(
              "(the search file's promote: true). Without it only the search's alias (tuned) moves.")] = False,
     verbose: VerboseOption = False,
 ) -> None:
-    """Search hyperparameters with Ray Tune (ASHA on dev score); register the best trial as <model>@tuned."""
+    """Search hyperparameters with Ray Tune (ASHA on dev score); register the best trial as <model>@tuned.
+
+    Every trial's epochs are printed as they end; each trial is an MLflow run and writes
+    TensorBoard events (the base job's tracking section).
+    """
     from raytag.cli._tune_table import results_view
+    from raytag.cli.progress import TrialDisplay
     from raytag.prepare import ensure_prepared
     from raytag.tune import load_search, run_search
 
@@ -44,7 +49,8 @@ def tune(
         search, base = load_search(config, [*(overrides or []), *(["promote=true"] if promote else [])])
         with job_session(base, address, log_to_driver=verbose):
             directory = ensure_prepared(base, announce=announce_prepare(base))
-            outcome = run_search(search, base, directory, fresh=fresh)
+            with TrialDisplay(console) as display:
+                outcome = run_search(search, base, directory, fresh=fresh, listener=display)
     except (RaytagError, FileExistsError, FileNotFoundError, RuntimeError) as exc:
         fail(exc)
     metric = search.search.metric
@@ -72,7 +78,7 @@ def submit(
     command: Annotated[str, typer.Option(help="What to run on the cluster: train, prepare or tune.")] = "train",
     overrides: SetOption = None,
     working_dir: Annotated[Path, typer.Option(help="Uploaded as the job's working_dir.")] = Path("."),
-    wait_for: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for the job and print its logs.")] = False,
+    wait_for: Annotated[bool, typer.Option("--wait/--no-wait", help="Stream the job's logs until it ends.")] = False,
 ) -> None:
     """Submit a job to a running Ray cluster through the Ray Jobs API (token auth: RAY_AUTH_MODE=token)."""
     from raytag import jobs
@@ -91,8 +97,7 @@ def submit(
         fail(exc)
     console.print(f"submitted [bold]{submission_id}[/] to {address}")
     if wait_for:
-        status = jobs.wait(address, submission_id)
-        console.print(jobs.client(address).get_job_logs(submission_id), highlight=False, markup=False)
+        status = jobs.follow(address, submission_id, lambda text: console.out(text, end="", highlight=False))
         console.print(f"{submission_id}: {status}")
         if status != "SUCCEEDED":
             raise typer.Exit(code=1)

@@ -131,7 +131,8 @@ def _predict_batch(model: str, inputs: list[str], out: str, *, registry: str, to
                    format: str | None, column: str | None, output_format: str, batch_size: int, concurrency: int,
                    num_cpus: float | None, num_gpus: float, max_chars: int, address: str | None, verbose: bool) -> None:
     from raytag.batch_inputs import InputOptions
-    from raytag.batch_predict import BatchOptions, BatchSummary, plan_batch, run_batch
+    from raytag.batch_predict import BatchOptions, plan_batch, run_batch
+    from raytag.cli.progress import BatchDisplay
     from raytag.session import ray_session
 
     quiet_ray(verbose)
@@ -142,13 +143,9 @@ def _predict_batch(model: str, inputs: list[str], out: str, *, registry: str, to
             device=device,
         )
         plan = plan_batch(inputs, out, model, registry_root=registry, options=options)
-        with console.status("tagging…") as status:
-
-            def progress(s: BatchSummary) -> None:
-                status.update(f"{s.rows:,} rows, {s.rejects:,} rejects, {s.words_per_second:,.0f} words/s")
-
-            with ray_session(address, log_to_driver=verbose):
-                summary = run_batch(plan, progress)
+        with BatchDisplay(console, len(plan.files)) as display, ray_session(address, log_to_driver=verbose):
+            summary = run_batch(plan, display.update)
+            display.finish(summary)
     except (RaytagError, FileNotFoundError, ValueError) as exc:
         fail(exc)
     for where, reason in summary.examples:

@@ -30,20 +30,37 @@ def train(
     overrides: SetOption = None,
     address: AddressOption = None,
     prepared: Annotated[Path | None, typer.Option(help="Prepared corpus (default: prepare it first, or reuse it).")] = None,
-    fresh: Annotated[bool, typer.Option(help="Start over even if a run of this job exists.")] = False,
+    fresh: Annotated[bool, typer.Option(
+        help="Delete this config's run (same job name and config hash) and train it again; "
+             "runs of other configs are never touched.")] = False,
     verbose: VerboseOption = False,
 ) -> None:
-    """Train the job's model on Ray Train, evaluate it on the test split and register it."""
+    """Train the job's model on Ray Train, evaluate it on the test split and register it.
+
+    A run is the job name plus a hash of its model and train settings and data: the
+    same config resumes its unfinished run or reports it finished, a changed one starts
+    a new run beside the others. Epochs are printed as they end; the run is tracked in
+    MLflow and TensorBoard (the job's tracking section).
+    """
     from raytag.artifact import train_and_register
+    from raytag.cli.progress import EpochDisplay
     from raytag.config import load_job
     from raytag.prepare import ensure_prepared
+    from raytag.train.run import RunFinished
 
     quiet_ray(verbose)
     try:
         job = load_job(config, overrides or [])
         with job_session(job, address, log_to_driver=verbose):
             directory = prepared or ensure_prepared(job, announce=announce_prepare(job))
-            version = train_and_register(job, directory, fresh=fresh)
+            with EpochDisplay(console) as display:
+                version = train_and_register(job, directory, fresh=fresh, listeners=[display])
+    except RunFinished as done:
+        if not done.record.get("registered"):
+            fail(done)
+        console.print(f"run {done.key} already finished and registered as [bold]{done.record['registered']}[/] "
+                      "(pass --fresh to train this config again)", highlight=False, soft_wrap=True)
+        return
     except (RaytagError, FileExistsError, FileNotFoundError, KeyError) as exc:
         fail(exc)
     console.print(f"registered [bold]{version.name}@v{version.version}[/] in {job.registry.root}")
@@ -76,6 +93,7 @@ def demo(
     import json
 
     from raytag.artifact import train_and_register
+    from raytag.cli.progress import EpochDisplay
     from raytag.config import demo_job
     from raytag.cli.corpus import corpus_table
     from raytag.prepare import prepare as run_prepare
@@ -94,7 +112,8 @@ def demo(
             console.print(corpus_table(result.manifest))
             workers = job.train.num_workers
             console.rule(f"2/5 train the BiLSTM on Ray Train ({workers} worker{'s' * (workers != 1)}, {epochs}×{steps} steps)")
-            version = train_and_register(job, result.directory, fresh=True)
+            with EpochDisplay(console) as display:
+                version = train_and_register(job, result.directory, fresh=True, listeners=[display])
             ref = f"{version.name}@v{version.version}"
             console.rule("3/5 evaluate on the test split and register")
             console.print(f"registered [bold]{ref}[/] in {job.registry.root}")

@@ -23,6 +23,10 @@ class Fault:
     rank: int = 0
     epoch: int | None = None
     step: int | None = None
+    # Seconds to live on first: a worker that exits right after reporting takes its last,
+    # not yet collected report (and that checkpoint's registration) with it; Ray Train
+    # collects reports every couple of seconds.
+    delay_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,10 @@ class Seams:
             return
         when = f"at epoch {epoch}" if epoch is not None else f"after step {step}"
         marker.write_text(f"worker {rank} killed {when}\n")
+        if fault.delay_s:
+            import time
+
+            time.sleep(fault.delay_s)
         os._exit(1)
 
     def record_weights(self, weights: Iterable[Any], rank: int, epoch: int) -> None:
