@@ -225,7 +225,7 @@ def test_raytag_tune_prints_the_table_and_where_the_model_went(tmp_path, monkeyp
 
     seen = {}
 
-    def fake_search(search, base, directory, fresh=False):
+    def fake_search(search, base, directory, fresh=False, listener=None):
         seen["promote"] = search.promote
         space = list(search.search.space)
         registered = ModelVersion(base.model_name(), 4, {}, "")
