@@ -173,3 +173,36 @@ def test_devices_map_to_execution_providers(monkeypatch: pytest.MonkeyPatch) -> 
     assert onnx_providers("cpu", with_cuda) == ("cpu", ["CPUExecutionProvider"])
     monkeypatch.setattr(onnx_tagger, "_cuda_gpus", lambda: 0)
     assert onnx_providers("auto", with_cuda)[0] == "cpu"
+
+
+def test_a_serve_replica_loads_and_serves_the_int8_variant(exported) -> None:
+    """What a replica does with ``ref: <name>@onnx-int8``: load it through the registry, tag with it."""
+    import asyncio
+
+    from raytag.onnx_tagger import OnnxTransformerTagger
+    from raytag.serving.settings import ModelDeployment
+    from raytag.serving.slot import ModelSlot
+    from raytag.serving.metrics import SlotMetrics
+    from tests.unit.test_serve_metrics import FakeFactory
+
+    root = str(exported["root"])
+    slot = ModelSlot(ModelDeployment(name="tiny", ref="tiny@onnx-int8", device="cpu").runtime(root), "tiny",
+                     SlotMetrics("tiny", FakeFactory()))
+    batched = ModelSlot._tag.__wrapped__  # @serve.batch needs a replica context; call the batch body
+
+    async def one_batch(chunk: list[str]) -> tuple[int, list[dict]]:
+        [answer] = await batched(slot, [chunk])
+        return answer
+
+    texts = ["Ada lives in Paris .", "Grace left Oslo ."]
+
+    async def scenario() -> tuple[int, list[dict]]:
+        await slot.reconfigure(None)
+        slot._tag = one_batch
+        return await slot.tag(texts, True)
+
+    version, results = asyncio.run(scenario())
+    assert isinstance(slot.tagger, OnnxTransformerTagger) and slot.info()["ref_resolved"] == "tiny@v3"
+    direct = load_tagger("tiny@onnx-int8", root, device="cpu").predict(texts)
+    assert version == 3 and results == [{"entities": d.to_dict()["entities"], "tokens": d.to_dict(with_tokens=True)[
+        "tokens"]} for d in direct]
