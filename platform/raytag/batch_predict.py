@@ -89,6 +89,11 @@ class BatchOptions:
             raise BatchPredictError(f"--num-cpus must be above 0, got {self.num_cpus}")
 
 
+def actor_threads(options: BatchOptions, cluster_cpus: float) -> int:
+    """Intra-op threads per actor: its share of the cores (each actor then caps it at its node's)."""
+    return max(1, int(cluster_cpus // options.concurrency))
+
+
 def actor_cpus(options: BatchOptions, cluster_cpus: float) -> float:
     """CPUs each tagger actor reserves, keeping one CPU free for the read and write tasks.
 
@@ -288,11 +293,20 @@ def _read_stage(batch: dict[str, Any], options: InputOptions) -> pa.Table:
 class TaggerActor:
     """Loads the tagger once per actor, then tags batch after batch."""
 
-    def __init__(self, ref: str, registry_root: str | None, device: str, batch_size: int) -> None:
+    def __init__(self, ref: str, registry_root: str | None, device: str, batch_size: int, threads: int = 0) -> None:
+        import os
+        import sys
+
         from raytag.tagger import load_tagger
 
         self.tagger = load_tagger(ref, registry_root, device=device)
         self.batch_size = batch_size
+        # Ray sets OMP_NUM_THREADS to an actor's CPU reservation (1 for anything under 2), which
+        # caps PyTorch at one thread; the reservation only schedules, so use the actor's share
+        # of the machine's cores instead. TensorFlow sizes its own pools and is left alone.
+        torch = sys.modules.get("torch")
+        if threads > 0 and torch is not None:
+            torch.set_num_threads(max(1, min(threads, os.cpu_count() or 1)))
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         start = time.time()
@@ -354,7 +368,8 @@ def _execute(plan: BatchPlan, progress: Callable[[BatchSummary], None] | None) -
     items = [{"file_index": i, "source": f, "format": detect_format(f, options.inputs.format)}
              for i, f in enumerate(plan.files)]
     ds = ray.data.from_items(items, override_num_blocks=len(items))
-    cpus = actor_cpus(options, float(ray.cluster_resources().get("CPU", 0)))
+    cluster_cpus = float(ray.cluster_resources().get("CPU", 0))
+    cpus = actor_cpus(options, cluster_cpus)
     ds = ds.map_batches(_read_stage, batch_size=1, batch_format="numpy", fn_kwargs={"options": options.inputs})
     # Each actor call takes several batches' worth of records: the tagger sorts them by length
     # before batching, and within only one batch of input-order texts padding would cost up
@@ -367,7 +382,7 @@ def _execute(plan: BatchPlan, progress: Callable[[BatchSummary], None] | None) -
         compute=ray.data.ActorPoolStrategy(size=options.concurrency),
         num_cpus=cpus, num_gpus=options.num_gpus or None,
         fn_constructor_kwargs={"ref": plan.ref, "registry_root": plan.registry_root, "device": options.device,
-                               "batch_size": options.batch_size},
+                               "batch_size": options.batch_size, "threads": actor_threads(options, cluster_cpus)},
     )
     ds = ds.map_batches(_write_stage, batch_size=options.shard_rows, batch_format="pyarrow",
                         fn_kwargs={"out": out, "output_format": options.output_format,

@@ -250,3 +250,12 @@ def test_actor_cpus_leave_one_cpu_for_reading_and_writing() -> None:
         actor_cpus(BatchOptions(), 1.0)
     with pytest.raises(BatchPredictError, match="above 0"):
         BatchOptions(num_cpus=0)
+
+
+def test_actor_threads_share_the_cores_between_actors() -> None:
+    from raytag.batch_predict import BatchOptions, actor_threads
+
+    assert actor_threads(BatchOptions(concurrency=1), 2.0) == 2
+    assert actor_threads(BatchOptions(concurrency=2), 2.0) == 1
+    assert actor_threads(BatchOptions(concurrency=3), 16.0) == 5
+    assert actor_threads(BatchOptions(concurrency=4), 2.0) == 1
