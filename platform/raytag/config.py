@@ -346,7 +346,7 @@ class JobConfig(Section):
         return self.registry.model_name or self.name
 
 
-def demo_job(workdir: str = "runs/demo", *, steps_per_epoch: int = 400, epochs: int = 3) -> JobConfig:
+def demo_job(workdir: str = "runs/demo", *, steps_per_epoch: int = 600, epochs: int = 4) -> JobConfig:
     """The embedded default job: BiLSTM NER on the bundled GMB corpus, a short training budget."""
     return JobConfig(
         name="gmb_ner_demo",

@@ -79,8 +79,8 @@ def metrics_table(metrics: dict[str, Any]) -> Table:
 @app.command()
 def demo(
     workdir: Annotated[Path, typer.Option(help="Where the demo writes its outputs.")] = Path("runs/demo"),
-    steps: Annotated[int, typer.Option(help="Training steps per epoch (a short budget).")] = 400,
-    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 3,
+    steps: Annotated[int, typer.Option(help="Training steps per epoch (a short budget).")] = 600,
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 4,
     port: Annotated[int, typer.Option(help="Port of the demo HTTP endpoint (on 127.0.0.1).")] = 8000,
     verbose: VerboseOption = False,
 ) -> None:
