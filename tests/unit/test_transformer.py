@@ -61,9 +61,20 @@ def test_training_features_come_one_per_window_in_a_stable_order() -> None:
     assert [f["input_ids"] for f in features] == [[2, 5, 3], [2, 7, 3], [2, 8, 9, 3]]
 
 
-def _overfit(tmp_path: Path):
+def _fit(model, batch: dict, steps: int) -> None:
+    """Overfit ``model`` on one padded batch (seeded AdamW, lr 0.02)."""
     import torch
 
+    torch.manual_seed(0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.02)
+    model.train()
+    for _ in range(steps):
+        optimizer.zero_grad()
+        model(**batch).loss.backward()
+        optimizer.step()
+
+
+def _overfit(tmp_path: Path):
     encoder = tiny_encoder(tmp_path / "encoder", ["ada", "lives", "in", "paris", "grace", "hopper", "left", "oslo"])
     config = TransformerConfig(encoder=str(encoder), max_length=8, stride=1)
     tokenizer = transformer.load_tokenizer(encoder)
@@ -72,13 +83,7 @@ def _overfit(tmp_path: Path):
 
     windows = encode_sentences(tokenizer, SENTENCES, TAGS, config.max_length, config.stride)
     batch = transformer.pad_features([{"input_ids": w.input_ids, "labels": w.labels} for w in windows], 0)
-    torch.manual_seed(0)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=0.02)
-    model.train()
-    for _ in range(80):
-        optimizer.zero_grad()
-        model(**batch).loss.backward()
-        optimizer.step()
+    _fit(model, batch, steps=80)
     return config, tokenizer, model
 
 
@@ -174,8 +179,6 @@ def test_casing_windows_carry_each_words_class_on_all_its_subwords() -> None:
 
 def test_casing_model_tells_words_apart_by_case_only_and_reloads(tmp_path) -> None:
     """The uncased tokenizer sees "bill" twice; only the casing input separates the name from the noun."""
-    import torch
-
     from raytag.models.subwords import encode_sentences
 
     sentences = [["Bill", "paid", "the", "bill"], ["the", "bill", "for", "Bill"]]
@@ -188,13 +191,7 @@ def test_casing_model_tells_words_apart_by_case_only_and_reloads(tmp_path) -> No
     windows = encode_sentences(tokenizer, sentences, tags, config.max_length, config.stride, casing=True)
     batch = transformer.pad_features([w.as_features() for w in windows], 0)
     assert "token_type_ids" in batch
-    torch.manual_seed(0)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=0.02)
-    model.train()
-    for _ in range(60):
-        optimizer.zero_grad()
-        model(**batch).loss.backward()
-        optimizer.step()
+    _fit(model, batch, steps=60)
     expected = transformer.word_probabilities(model, tokenizer, sentences, 16, 1, casing=True)
     assert [list(p.argmax(-1)) for p in expected] == tags
 
