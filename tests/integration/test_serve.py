@@ -384,18 +384,23 @@ def test_per_model_metrics_reach_rays_prometheus_endpoint(server):
     client = server["client"]
     for name in ("bilstm", "tight"):
         assert client.post(f"/v1/models/{name}/tag", json={"texts": [EXAMPLE, "Paris"]}, headers=AUTH).status_code == 200
-    deadline = time.monotonic() + 60  # replicas push their metrics every few seconds
+    wanted = {"ray_raytag_texts_total", "ray_raytag_request_latency_s_bucket", "ray_raytag_batch_size_bucket",
+              "ray_raytag_model_version"}
+    # Replicas push their metrics every few seconds and a scrape can catch a push half-way, so wait
+    # for every metric of both models rather than for the first one.
+    deadline = time.monotonic() + 60
     while True:
         samples = scrape_raytag_samples()
         ok = {s.labels["model"]: s.value for s in samples
               if s.name == "ray_raytag_requests_total" and s.labels.get("outcome") == "ok"}
-        if {"bilstm", "tight"} <= set(ok) or time.monotonic() > deadline:
+        names = {s.name for s in samples if s.labels.get("model") == "bilstm"}
+        versions = {s.labels["model"] for s in samples if s.name == "ray_raytag_model_version"}
+        if ({"bilstm", "tight"} <= set(ok) and wanted <= names and {"bilstm", "tight"} <= versions) \
+                or time.monotonic() > deadline:
             break
         time.sleep(1)
     assert ok.get("bilstm", 0) >= 1 and ok.get("tight", 0) >= 1, f"requests by model: {ok}"
-    names = {s.name for s in samples if s.labels.get("model") == "bilstm"}
-    assert {"ray_raytag_texts_total", "ray_raytag_request_latency_s_bucket", "ray_raytag_batch_size_bucket",
-            "ray_raytag_model_version"} <= names
+    assert wanted <= names
     # Serve's own tags come with every sample, the served name (not the registry ref) as the model.
     version = [s for s in samples if s.name == "ray_raytag_model_version" and s.labels["model"] == "tight"]
     assert version and all(s.value == 1 and s.labels["deployment"] == "tagger-tight" for s in version)

@@ -159,3 +159,14 @@ def test_loading_a_version_sets_the_version_gauge(monkeypatch):
     asyncio.run(slot.reconfigure({"ref": "gmb_ner@v7"}))
     assert values(factory.made["raytag_model_version"]) == [7]
     assert slot.info()["version"] == 7
+
+
+def test_the_version_gauge_is_set_at_load_and_again_with_every_batch():
+    factory = FakeFactory()
+    metrics = SlotMetrics("gmb", factory)
+    metrics.batch(2, 0.01)  # before a model is loaded there is no version to report
+    assert values(factory.made["raytag_model_version"]) == []
+    metrics.loaded(4)
+    metrics.batch(2, 0.01)
+    metrics.batch(1, 0.01)
+    assert values(factory.made["raytag_model_version"]) == [4, 4, 4]

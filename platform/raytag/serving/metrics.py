@@ -50,6 +50,7 @@ class SlotMetrics:
     def __init__(self, model: str, factory: Any = None) -> None:
         factory = factory if factory is not None else _serve_metrics()
         self.model = model
+        self._version: int | None = None
         self._metrics: dict[str, Any] = {}
         for name, (kind, description, extra) in METRICS.items():
             tag_keys = ("model", *extra)
@@ -78,9 +79,14 @@ class SlotMetrics:
     def batch(self, texts: int, seconds: float) -> None:
         self._metrics["raytag_batch_size"].observe(texts)
         self._metrics["raytag_batch_latency_s"].observe(seconds)
+        if self._version is not None:
+            # A gauge set once at load can drop out of an export (seen on a busy 2-CPU
+            # cluster); setting it again with every batch keeps it on the scrape.
+            self._metrics["raytag_model_version"].set(self._version)
 
     def pending(self, texts: int) -> None:
         self._metrics["raytag_pending_texts"].set(texts)
 
     def loaded(self, version: int) -> None:
+        self._version = version
         self._metrics["raytag_model_version"].set(version)
