@@ -156,6 +156,10 @@ class BiLSTMConfig(Section):
     # computed from the word as written, whatever the vocabulary's lowercasing.
     casing_features: bool = False
     casing_embedding_dim: int = Field(8, ge=1)
+    # Each word also gets the bundled encoder's frozen WordPiece embeddings (mean over its
+    # pieces, raytag.models.word_pieces): pretrained meaning for words never seen in training.
+    encoder_vectors: bool = False
+    max_word_pieces: int = Field(4, ge=1)
     # "crf": a linear-chain CRF on top of the BiLSTM, trained on whole tag paths and
     # decoded with its learned transition scores (plus the IOB2 constraints).
     output: Literal["softmax", "crf"] = "softmax"

@@ -61,6 +61,8 @@ class BiLSTMTagger:
             self.model = bilstm.load_model(self.directory, compile=False)
         # The model's own inputs say whether it reads casing (artifacts before casing features do not).
         self.casing = "casing_ids" in self.model.input_names
+        self.pieces = (bilstm.WordPieces.load(self.directory, int(meta["max_word_pieces"]))
+                       if "piece_ids" in self.model.input_names else None)
         self.transitions = bilstm.transition_scores(self.model)
 
     def predict(self, inputs: Sequence[str] | Sequence[Sequence[str]], batch_size: int = 64) -> list[TaggedSentence]:
@@ -80,8 +82,8 @@ class BiLSTMTagger:
                 continue
             tokens = [prepared[i][1] for i in nonempty]
             model_inputs, _ = bilstm.encode_batch(
-                [self.words.encode(t) for t in tokens], tokens if self.chars or self.casing else None, self.chars,
-                self.max_word_length, casing=self.casing,
+                [self.words.encode(t) for t in tokens], tokens, self.chars,
+                self.max_word_length, casing=self.casing, pieces=self.pieces,
             )
             with self._scope():
                 probs, emissions = bilstm.predict_outputs(self.model, model_inputs)

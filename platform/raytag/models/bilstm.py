@@ -1,6 +1,7 @@
 """The workshop's BiLSTM tagger in tf-keras (Keras 2), plus batching helpers.
 
-``word_ids`` → Embedding(mask_zero) [⊕ per-word char features] [⊕ casing embedding] →
+``word_ids`` → Embedding(mask_zero) [⊕ per-word char features] [⊕ frozen pretrained
+WordPiece vectors] [⊕ casing embedding] →
 N × BiLSTM → per-token softmax, or emission scores under a linear-chain CRF
 (:mod:`raytag.models.crf`). Id 0 is padding everywhere: the word embedding's mask
 reaches the LSTMs (so a padded position never changes a real token's prediction, in
@@ -34,9 +35,13 @@ from raytag.corpus.vocab import PAD_ID, Vocabulary  # noqa: E402
 from raytag.decoding import TransitionScores, decode  # noqa: E402
 from raytag.models.casing import NUM_CASING_IDS, casing_ids  # noqa: E402
 from raytag.models.crf import CRF, CRFTagger, crf_marginals  # noqa: E402
+from raytag.models.word_features import CharFeatures, PieceVectors  # noqa: E402
+from raytag.models.word_pieces import WordPieces, bundled_piece_vectors  # noqa: E402
 
 __all__ = [
     "CharFeatures",
+    "PieceVectors",
+    "WordPieces",
     "bucket_batches",
     "build_model",
     "compile_model",
@@ -57,89 +62,20 @@ CONFIG_FILE = "model_config.json"
 # without raytag's custom layers (which model.keras needs registered).
 SAVED_MODEL_DIR = "saved_model"
 SERVING_OUTPUT = "scores"
-CHAR_KERNEL_SIZE = 3
 # Sentences are sorted by length inside pools of this many batches: large enough that
 # batches are nearly uniform in length, small enough that epochs still differ.
 BUCKET_POOL_BATCHES = 50
 
 
-@keras.saving.register_keras_serializable(package="raytag")
-class CharFeatures(keras.layers.Layer):
-    """One vector per word from its characters: ``[batch, time, chars]`` → ``[batch, time, dim]``.
-
-    ``kind="cnn"``: char embedding → Conv1D (ReLU) → max over the word's real characters.
-    ``kind="bilstm"``: char embedding → BiLSTM over the real characters → final states.
-    Character padding (id 0) never contributes. The layer emits no Keras mask: which
-    *words* are real is decided by ``word_ids`` alone, so a word whose characters are all
-    unknown or missing is never masked out.
-    """
-
-    def __init__(
-        self,
-        num_chars: int,
-        embedding_dim: int,
-        units: int,
-        kind: str,
-        kernel_size: int = CHAR_KERNEL_SIZE,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        if kind not in ("cnn", "bilstm"):
-            raise ValueError(f"char feature kind must be 'cnn' or 'bilstm', got {kind!r}")
-        self.num_chars = int(num_chars)
-        self.embedding_dim = int(embedding_dim)
-        self.units = int(units)
-        self.kind = kind
-        self.kernel_size = int(kernel_size)
-        self.embedding = keras.layers.Embedding(self.num_chars, self.embedding_dim, name="char_embedding")
-        if kind == "cnn":
-            self.encoder: keras.layers.Layer = keras.layers.Conv1D(
-                self.units, self.kernel_size, padding="same", activation="relu", name="char_cnn"
-            )
-            self.output_dim = self.units
-        else:
-            self.encoder = keras.layers.Bidirectional(keras.layers.LSTM(self.units), name="char_bilstm")
-            self.output_dim = 2 * self.units
-
-    def call(self, char_ids: tf.Tensor) -> tf.Tensor:
-        shape = tf.shape(char_ids)
-        flat = tf.reshape(char_ids, [-1, shape[2]])
-        real = tf.not_equal(flat, PAD_ID)
-        x = self.embedding(flat)
-        if self.kind == "cnn":
-            keep = tf.cast(real, x.dtype)[..., tf.newaxis]
-            # Zeroing padded inputs makes a word's last characters see the same zeros as
-            # Conv1D's own "same" padding, whatever max_word_length is. Zeroing padded
-            # outputs is exact for the max: ReLU outputs are >= 0 anyway.
-            x = self.encoder(x * keep) * keep
-            x = tf.reduce_max(x, axis=1)
-        else:
-            # Words with no characters (padded positions, empty tokens) still get one step:
-            # cuDNN rejects zero-length sequences. Padded positions are dropped by the word mask.
-            first = tf.equal(tf.range(shape[2]), 0)[tf.newaxis, :]
-            x = self.encoder(x, mask=tf.logical_or(real, first))
-        return tf.reshape(x, [shape[0], shape[1], self.output_dim])
-
-    def compute_mask(self, inputs: tf.Tensor, mask: tf.Tensor | None = None) -> None:
-        return None
-
-    def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        config.update(
-            num_chars=self.num_chars,
-            embedding_dim=self.embedding_dim,
-            units=self.units,
-            kind=self.kind,
-            kernel_size=self.kernel_size,
-        )
-        return config
-
-
-def build_model(config: BiLSTMConfig, num_words: int, num_chars: int, num_labels: int) -> keras.Model:
+def build_model(config: BiLSTMConfig, num_words: int, num_chars: int, num_labels: int,
+                piece_vectors: np.ndarray | None = None) -> keras.Model:
     """Build (not compile) the tagger.
 
     Inputs (a dict): ``word_ids`` int32 ``[batch, time]``; unless
     ``config.char_features == "none"``, ``char_ids`` int32 ``[batch, time, max_word_length]``;
+    with ``config.encoder_vectors``, ``piece_ids`` int32 ``[batch, time, max_word_pieces]``
+    (their table is ``piece_vectors``, by default the bundled encoder's; a model about to
+    load saved weights can skip reading it by passing any array of the right shape);
     with ``config.casing_features``, ``casing_ids`` int32 ``[batch, time]``.
     Output, carrying the word mask: softmax probabilities ``[batch, time, num_labels]``, or
     with ``config.output == "crf"`` emission scores of that shape from a :class:`CRFTagger`.
@@ -163,6 +99,13 @@ def build_model(config: BiLSTMConfig, num_words: int, num_chars: int, num_labels
         )(inputs["char_ids"])
         # Concatenate ANDs masks, treating the mask-less char features as all-real.
         x = keras.layers.Concatenate(name="word_and_chars")([x, chars])
+    if config.encoder_vectors:
+        table = bundled_piece_vectors() if piece_vectors is None else piece_vectors
+        inputs["piece_ids"] = keras.Input(shape=(None, config.max_word_pieces), dtype="int32", name="piece_ids")
+        layer = PieceVectors(table.shape[0], table.shape[1], name="word_pieces")
+        pieces = layer(inputs["piece_ids"])
+        layer.set_table(table)
+        x = keras.layers.Concatenate(name="word_and_pieces")([x, pieces])
     if config.casing_features:
         inputs["casing_ids"] = keras.Input(shape=(None,), dtype="int32", name="casing_ids")
         casing = keras.layers.Embedding(NUM_CASING_IDS, config.casing_embedding_dim, name="casing_embedding")(
@@ -225,13 +168,15 @@ def encode_batch(
     max_word_length: int,
     tag_ids: Sequence[Sequence[int]] | None = None,
     casing: bool = False,
+    pieces: WordPieces | None = None,
 ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
     """Pad one batch to its longest sentence.
 
-    Returns ``({"word_ids": [B, T]} [+ "char_ids": [B, T, max_word_length]] [+ "casing_ids": [B, T]],
-    labels [B, T] | None)``, all int32 with 0 at padded positions. ``char_ids`` is built only
-    when ``chars`` is given, ``casing_ids`` only with ``casing``; both read the tokens as
-    written (``tokens`` is then required). Characters past ``max_word_length`` are dropped,
+    Returns ``({"word_ids": [B, T]} [+ "char_ids": [B, T, max_word_length]] [+ "casing_ids": [B, T]]
+    [+ "piece_ids": [B, T, pieces.max_pieces]], labels [B, T] | None)``, all int32 with 0 at
+    padded positions. ``char_ids`` is built only when ``chars`` is given, ``casing_ids`` only
+    with ``casing``, ``piece_ids`` only with ``pieces``; they read the tokens as written
+    (``tokens`` is then required). Characters past ``max_word_length`` are dropped,
     unknown ones map to the OOV id. Padded label positions hold 0, a real label id: they are
     ignored because the model masks every position where ``word_ids == 0``, which is also
     the token mask to use outside Keras.
@@ -252,9 +197,9 @@ def encode_batch(
         raise ValueError(f"word id {PAD_ID} is padding and cannot be a real token")
     inputs = {"word_ids": words}
 
-    if chars is not None or casing:
+    if chars is not None or casing or pieces is not None:
         if tokens is None:
-            raise ValueError("tokens are needed to build char and casing ids")
+            raise ValueError("tokens are needed to build char, casing and piece ids")
         if len(tokens) != len(word_ids):
             raise ValueError(f"{len(tokens)} token sentences for {len(word_ids)} word-id sentences")
         for i, sentence in enumerate(tokens):
@@ -274,6 +219,14 @@ def encode_batch(
                     ids = cache[token] = [chars.id(c) for c in token[:max_word_length]]
                 char_ids[i, j, : len(ids)] = ids
         inputs["char_ids"] = char_ids
+    if pieces is not None:
+        assert tokens is not None
+        piece_ids = np.zeros((len(lengths), width, pieces.max_pieces), dtype=np.int32)
+        for i, sentence in enumerate(tokens):
+            for j, token in enumerate(sentence):
+                ids = pieces.ids(token)
+                piece_ids[i, j, : len(ids)] = ids
+        inputs["piece_ids"] = piece_ids
 
     labels = None
     if tag_ids is not None:
@@ -392,9 +345,11 @@ def decode_outputs(
 
 def _sizes(model: keras.Model) -> dict[str, int | None]:
     chars = model.get_layer("char_features") if "char_ids" in model.input_names else None
+    pieces = model.get_layer("word_pieces") if "piece_ids" in model.input_names else None
     return {
         "num_words": int(model.get_layer("word_embedding").input_dim),
         "num_chars": chars.num_chars if chars is not None else None,
+        "num_pieces": pieces.num_pieces if pieces is not None else None,
         "num_labels": int(model.output_shape[-1]),
         "output": "crf" if is_crf(model) else "softmax",
     }

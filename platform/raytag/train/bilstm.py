@@ -64,6 +64,10 @@ class BiLSTMAdapter:
         bilstm.export_saved_model(model, out)
         for name in VOCAB_FILES:
             shutil.copyfile(corpus.directory / name, out / name)
+        if model_cfg.encoder_vectors:
+            # Tagging must split words into pieces as training did, without the encoder package.
+            bilstm.WordPieces.bundled(model_cfg.max_word_pieces).save(out)
         return {"char_features": model_cfg.char_features, "max_word_length": model_cfg.max_word_length,
                 "casing_features": model_cfg.casing_features, "output": model_cfg.output,
+                "encoder_vectors": model_cfg.encoder_vectors, "max_word_pieces": model_cfg.max_word_pieces,
                 "saved_model": bilstm.SAVED_MODEL_DIR}

@@ -72,8 +72,9 @@ def train_loop(loop_config: dict[str, Any]) -> None:
         with checkpoint.as_directory() as directory:
             model.load_weights(str(Path(directory) / WEIGHTS))
 
+    pieces = word_pieces(model_cfg)
     dev = DevSet(corpus, job.train.dev_split, model_cfg.char_features != "none", model_cfg.max_word_length,
-                 constrained=job.train.constrained_decoding, casing=model_cfg.casing_features)
+                 constrained=job.train.constrained_decoding, casing=model_cfg.casing_features, pieces=pieces)
     shard = ray.train.get_dataset_shard("train")
     droppable = droppable_words(corpus, job.train.word_dropout_scope) if job.train.word_dropout else None
 
@@ -82,7 +83,7 @@ def train_loop(loop_config: dict[str, Any]) -> None:
         run.seams.maybe_fail(rank, epoch=epoch)
         started = time.perf_counter()
         batches = _epoch_batches(shard, corpus, model_cfg, job.train, per_worker, epoch, rank=rank,
-                                 droppable=droppable)
+                                 droppable=droppable, pieces=pieces)
         if job.train.max_steps_per_epoch:
             batches = batches[: job.train.max_steps_per_epoch]
         fit = model.fit(_as_tf_dataset(batches, model_cfg, tf), epochs=1, steps_per_epoch=len(batches), verbose=0)
@@ -104,6 +105,15 @@ def train_loop(loop_config: dict[str, Any]) -> None:
         _report(model, metrics, state, rank)
         if stop:
             break
+
+
+def word_pieces(model: BiLSTMConfig) -> Any:
+    """The bundled encoder's word-to-pieces map when the model reads pretrained piece vectors."""
+    if not model.encoder_vectors:
+        return None
+    from raytag.models.word_pieces import WordPieces
+
+    return WordPieces.bundled(model.max_word_pieces)
 
 
 def learning_rate(job: JobConfig, corpus: PreparedCorpus, world: int, per_worker: int, done_steps: int = 0) -> Any:
@@ -157,7 +167,8 @@ def _report(model: Any, metrics: dict[str, Any], state: dict[str, Any], rank: in
 
 
 def _epoch_batches(shard: Any, corpus: PreparedCorpus, model: BiLSTMConfig, train: TrainConfig, per_worker: int,
-                   epoch: int, *, rank: int = 0, droppable: np.ndarray | None = None) -> list[tuple]:
+                   epoch: int, *, rank: int = 0, droppable: np.ndarray | None = None,
+                   pieces: Any = None) -> list[tuple]:
     """This worker's batches for one epoch: padded per batch, bucketed by length in pools.
 
     With ``train.augment`` the picked sentences are perturbed and re-encoded (word ids
@@ -172,7 +183,9 @@ def _epoch_batches(shard: Any, corpus: PreparedCorpus, model: BiLSTMConfig, trai
     out = []
     pool_size = per_worker * POOL_BATCHES
     rng_seed = train.seed * 1000 + epoch
-    need_tokens = chars is not None or model.casing_features or augment.enabled
+    if model.encoder_vectors and pieces is None:
+        pieces = word_pieces(model)
+    need_tokens = chars is not None or model.casing_features or augment.enabled or pieces is not None
     columns = ["word_ids", "tag_ids", "tokens"] if need_tokens else ["word_ids", "tag_ids"]
     if train.word_dropout and droppable is None:
         droppable = droppable_words(corpus, train.word_dropout_scope)
@@ -202,6 +215,7 @@ def _epoch_batches(shard: Any, corpus: PreparedCorpus, model: BiLSTMConfig, trai
                 model.max_word_length,
                 [tag_ids[i] for i in index],
                 casing=model.casing_features,
+                pieces=pieces,
             )
             if train.word_dropout:
                 inputs["word_ids"] = drop_words(inputs["word_ids"], train.word_dropout, dropout_rng, droppable)
@@ -216,6 +230,8 @@ def _as_tf_dataset(batches: list[tuple], model: BiLSTMConfig, tf: Any) -> Any:
         inputs_spec["char_ids"] = tf.TensorSpec(shape=(None, None, model.max_word_length), dtype=tf.int32)
     if model.casing_features:
         inputs_spec["casing_ids"] = word_spec
+    if model.encoder_vectors:
+        inputs_spec["piece_ids"] = tf.TensorSpec(shape=(None, None, model.max_word_pieces), dtype=tf.int32)
     label_spec = tf.TensorSpec(shape=(None, None), dtype=tf.int32)
 
     def generate():
@@ -233,7 +249,7 @@ class DevSet:
     """The dev split, pre-batched by length, evaluated at entity or token level."""
 
     def __init__(self, corpus: PreparedCorpus, split: str, use_chars: bool, max_word_length: int,
-                 constrained: bool = True, batch_size: int = 256, casing: bool = False):
+                 constrained: bool = True, batch_size: int = 256, casing: bool = False, pieces: Any = None):
         from raytag.models import bilstm
 
         self.constrained = constrained
@@ -248,10 +264,11 @@ class DevSet:
             index = order[start : start + batch_size]
             inputs, _ = bilstm.encode_batch(
                 [word_ids[i] for i in index],
-                [tokens[i] for i in index] if use_chars else None,
+                [tokens[i] for i in index],
                 corpus.chars if use_chars else None,
                 max_word_length,
                 casing=casing,
+                pieces=pieces,
             )
             self.batches.append((index, inputs))
 
