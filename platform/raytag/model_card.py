@@ -170,8 +170,9 @@ def _how_to_load(manifest: Mapping[str, Any], root: str, files: Mapping[str, Pat
         max_word = tagger.get("max_word_length", 20)
         chars = tagger.get("char_features", "none") != "none"
         lines += ["With TensorFlow alone (no raytag, no custom layers): `artifact/saved_model` is a SavedModel whose "
-                  "`serving_default` signature takes the model inputs and returns `scores`, the label "
-                  "probabilities `[batch, time, labels]`:", "", "```python", "import json",
+                  "`serving_default` signature takes the model inputs and returns `scores` `[batch, time, labels]`, "
+                  "the label probabilities (a CRF model's emission scores, which raytag decodes with its "
+                  "learned transitions):", "", "```python", "import json",
                   "import numpy as np", "import tensorflow as tf", "",
                   'def vocab(name):  # items[i] has id i; 0 is padding, 1 unknown',
                   '    data = json.load(open(f"artifact/{name}.json", encoding="utf-8"))',
@@ -188,6 +189,22 @@ def _how_to_load(manifest: Mapping[str, Any], root: str, files: Mapping[str, Pat
                       f"    ids = [chars.get(c.lower() if lower_chars else c, 1) for c in token[:{max_word}]]",
                       "    char_ids[0, j, :len(ids)] = ids",
                       'inputs["char_ids"] = tf.constant(char_ids)']
+        if tagger.get("casing_features"):
+            lines += ["# Casing classes as raytag computes them (a short pure-Python function; copy it to drop raytag).",
+                      "from raytag.models.casing import casing_ids",
+                      'inputs["casing_ids"] = tf.constant([casing_ids(tokens)], tf.int32)']
+        if tagger.get("encoder_vectors"):
+            pieces = int(tagger.get("max_word_pieces", 4))
+            lines += ["from tokenizers import Tokenizer  # the encoder's WordPiece tokenizer, kept in the artifact",
+                      'splitter = Tokenizer.from_file("artifact/word_pieces.json")',
+                      "splitter.no_padding()",
+                      "splitter.no_truncation()",
+                      f"piece_ids = np.zeros((1, len(tokens), {pieces}), np.int32)",
+                      "for j, token in enumerate(tokens):",
+                      f"    ids = splitter.encode(token, add_special_tokens=False).ids[:{pieces}]",
+                      '    ids = ids or [splitter.token_to_id("[UNK]")]',
+                      "    piece_ids[0, j, :len(ids)] = ids",
+                      'inputs["piece_ids"] = tf.constant(piece_ids)']
         lines += ['serve = tf.saved_model.load("artifact/saved_model").signatures["serving_default"]',
                   'scores = serve(**inputs)["scores"].numpy()[0]',
                   "print([labels[i] for i in scores.argmax(-1)])", "```", "",

@@ -176,3 +176,92 @@ def test_exported_artifact_tags_like_the_model(tmp_path: Path) -> None:
         scores = [t.score for t in result.tokens]
         np.testing.assert_allclose(scores, row[np.arange(len(scores)), corpus.labels.encode(result.tags)],
                                    atol=1e-5)
+
+
+def test_encoder_vectors_are_the_frozen_mean_of_a_words_pieces_for_seen_and_unseen_words() -> None:
+    from raytag.models.word_pieces import WordPieces, bundled_piece_vectors
+
+    config = CONFIG.model_copy(update={"encoder_vectors": True, "max_word_pieces": 3})
+    model = build_model(config, len(WORDS), len(CHARS), len(LABELS))
+    assert sorted(model.input_names) == ["casing_ids", "char_ids", "piece_ids", "word_ids"]
+    layer = model.get_layer("word_pieces")
+    assert not layer.trainable_weights and layer.non_trainable_weights  # frozen, but saved
+    table = bundled_piece_vectors()
+    pieces = WordPieces.bundled(config.max_word_pieces)
+    # "Zurich" is not in the vocabulary; "Schwarzenegger" has more pieces than are kept.
+    sentences = [["Paris", "Zurich", "Schwarzenegger"], ["paris"]]
+    assert len(pieces.ids("Schwarzenegger")) == 3 and pieces.ids("Paris") == pieces.ids("paris")
+    inputs, _ = encode_batch([WORDS.encode(s) for s in sentences], sentences, CHARS, config.max_word_length,
+                             casing=True, pieces=pieces)
+    assert inputs["piece_ids"].shape == (2, 3, 3) and (inputs["piece_ids"][1, 1:] == 0).all()
+    vectors = layer(tf.constant(inputs["piece_ids"])).numpy()
+    for i, sentence in enumerate(sentences):
+        for j, word in enumerate(sentence):
+            np.testing.assert_allclose(vectors[i, j], table[pieces.ids(word)].mean(axis=0), atol=1e-6)
+    # Training moves every weight but the table.
+    before = layer.table.get_weights()[0].copy()
+    compile_model(model, learning_rate=0.05)
+    batch, labels = encode_batch([WORDS.encode(s) for s in TOKENS], TOKENS, CHARS, config.max_word_length,
+                                 [LABELS.encode(t) for t in GOLD], casing=True, pieces=pieces)
+    embedding = model.get_layer("word_embedding").get_weights()[0].copy()
+    model.fit(batch, labels, batch_size=len(TOKENS), epochs=2, verbose=0)
+    np.testing.assert_array_equal(layer.table.get_weights()[0], before)
+    assert np.abs(model.get_layer("word_embedding").get_weights()[0] - embedding).max() > 0
+
+
+def test_exported_artifact_with_encoder_vectors_tags_like_the_model_without_the_encoder(tmp_path: Path,
+                                                                                      monkeypatch) -> None:
+    from raytag.artifact import export
+    from raytag.config import JobConfig, TrainConfig
+    from raytag.models import subwords
+    from raytag.models.word_pieces import TOKENIZER_FILE, WordPieces
+    from raytag.tagger import load_tagger
+    from tests.helpers import hand_prepared_corpus
+
+    config = CONFIG.model_copy(update={"encoder_vectors": True})
+    names = {"Ada": "B-PER", "Hopper": "I-PER", "Paris": "B-LOC"}
+    rows = [["Ada", "Hopper", "visited", "Paris", "."], ["the", "EU", "met", "in", "PARIS"]]
+    corpus = hand_prepared_corpus(tmp_path / "prepared", {"train": rows, "dev": rows}, lambda w: names.get(w, "O"))
+    job = JobConfig(name="j", corpus={"format": "conll", "path": "x.conll"}, model=config, train=TrainConfig())
+    keras.utils.set_random_seed(4)
+    model = build_model(config, len(corpus.words), len(corpus.chars), len(corpus.labels))
+    checkpoint = tmp_path / "checkpoint"
+    checkpoint.mkdir()
+    model.save_weights(str(checkpoint / "weights.h5"))
+    out = export(job, corpus, checkpoint, [], tmp_path / "artifact")
+    meta = json.loads((out / "tagger.json").read_text())
+    assert meta["encoder_vectors"] is True and (out / TOKENIZER_FILE).is_file()
+
+    sentences = rows + [["Wolfgang", "visited", "Zurich", "Schwarzenegger"]]
+    inputs, _ = encode_batch([corpus.words.encode(s) for s in sentences], sentences, corpus.chars,
+                             config.max_word_length, casing=True, pieces=WordPieces.bundled(config.max_word_pieces))
+    probs, emissions = predict_outputs(model, inputs)
+    paths = decode_outputs(probs, emissions, transition_scores(model), [len(s) for s in sentences],
+                           corpus.labels.items, constrained=True)
+
+    # The artifact carries its tokenizer and table: tagging works with the encoder package gone.
+    def gone() -> Path:
+        raise FileNotFoundError("no encoder package")
+
+    monkeypatch.setattr(subwords, "bundled_encoder_path", gone)
+    results = load_tagger(out, device="cpu").predict(sentences)
+    assert [r.tags for r in results] == [[corpus.labels.items[i] for i in path] for path in paths]
+    for result, row in zip(results, probs):
+        scores = [t.score for t in result.tokens]
+        np.testing.assert_allclose(scores, row[np.arange(len(scores)), corpus.labels.encode(result.tags)],
+                                   atol=1e-5)
+
+    # The model card's stock-TensorFlow recipe runs as printed on this artifact (chars, casing,
+    # pieces, CRF) and scores like raytag: a CRF's SavedModel returns its emission scores.
+    from raytag.model_card import render_card
+
+    card = render_card({"name": "j", "version": 1, "kind": "bilstm", "labels": corpus.labels.items, "metrics": {},
+                        "config": {}}, {str(p.relative_to(out)): p for p in out.rglob("*") if p.is_file()}, "/reg")
+    code = card.split("With TensorFlow alone")[1].split("```python\n")[1].split("```")[0]
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(code, namespace)  # noqa: S102 - the card's own snippet
+    tokens = namespace["tokens"]
+    expected, _ = encode_batch([corpus.words.encode(tokens)], [tokens], corpus.chars, config.max_word_length,
+                               casing=True, pieces=WordPieces.load(out, config.max_word_pieces))
+    np.testing.assert_allclose(namespace["scores"], predict_outputs(model, expected)[1][0], atol=1e-5)
