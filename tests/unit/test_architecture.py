@@ -20,10 +20,11 @@ PACKAGE_DIR = Path(__file__).resolve().parents[2] / "platform" / "raytag"
 LOWER = ("raytag.corpus", "raytag.models", "raytag.decoding", "raytag.evaluate", "raytag.registry",
          "raytag.registry_refs", "raytag.registry_files", "raytag.tagger", "raytag.tagged", "raytag.onnx_tagger",
          "raytag.onnx_export", "raytag.model_card")
-UPPER = ("raytag.train", "raytag.tune", "raytag.serving", "raytag.cli")
+TUNE = ("raytag.tune", "raytag.tune_config", "raytag.tune_results")
+UPPER = ("raytag.train", *TUNE, "raytag.serving", "raytag.cli")
 RULES: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
     (LOWER, UPPER),
-    (("raytag.serving",), ("raytag.train", "raytag.tune")),
+    (("raytag.serving",), ("raytag.train", *TUNE)),
 ]
 
 Graph = Mapping[str, Iterable[str]]
