@@ -10,8 +10,9 @@ Stages::
 
 Order is preserved end to end, and every output row carries ``source`` and ``line``
 (1-based; Parquet inputs: null) and ``row`` (the record's index in its file), so a row
-can be matched to its input whatever the sharding. The plain functions
-(:func:`tag_rows`, :func:`output_rows`, :func:`write_shard`) run without Ray.
+can be matched to its input whatever the sharding. The plain functions run without Ray:
+:mod:`raytag.batch_rows` (records → tagged rows) and :mod:`raytag.batch_shards` (the
+output directory); :mod:`raytag.batch_options` checks the options and sizes the actors.
 """
 
 from __future__ import annotations
@@ -21,95 +22,23 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from raytag.batch_inputs import InputOptions, Record, detect_format, expand_inputs, read_records
-from raytag.errors import RaytagError
+from raytag.batch_inputs import InputOptions, detect_format, expand_inputs, read_records
+from raytag.batch_options import OUTPUT_FORMATS, BatchOptions, BatchPredictError, actor_cpus, actor_threads
+from raytag.batch_rows import RECORDS, TIMED, output_rows, record_rows, tag_rows
+from raytag.batch_shards import REJECTS_FILE, _merge_rejects, _prepare_out, write_shard
 
-if TYPE_CHECKING:
-    import pyarrow.fs as pafs
-
-    from raytag.tagger import Tagger
-
-__all__ = ["OUTPUT_FORMATS", "REJECTS_FILE", "BatchOptions", "BatchPlan", "BatchSummary", "batch_predict", "output_rows",
-           "plan_batch", "run_batch", "tag_rows", "write_shard"]
-
-OUTPUT_FORMATS = ("jsonl", "parquet")
-REJECTS_FILE = "rejects.jsonl"
-_REJECTS_DIR = "_rejects"
-
-ENTITY = pa.struct([("entity_group", pa.string()), ("score", pa.float64()), ("word", pa.string()),
-                    ("start", pa.int64()), ("end", pa.int64())])
-RECORDS = pa.schema([("file_index", pa.int32()), ("source", pa.string()), ("line", pa.int64()), ("row", pa.int64()),
-                     ("text", pa.string()), ("tokens", pa.list_(pa.string())), ("fields", pa.string()),
-                     ("reject", pa.string())])
-TAGGED = RECORDS.append(pa.field("entities", pa.list_(ENTITY))).append(pa.field("tags", pa.list_(pa.string()))) \
-    .append(pa.field("words", pa.int64()))
-# When the actor call that tagged a row started and ended (epoch seconds): the summary's
-# tagging span, which leaves out actor start-up and model loading.
-TIMED = TAGGED.append(pa.field("tag_start", pa.float64())).append(pa.field("tag_end", pa.float64()))
-
-
-class BatchPredictError(RaytagError):
-    """Batch prediction cannot start as asked (output directory, options)."""
-
+# The options, rows and shards helpers stay importable from here, the entry point of a run.
+__all__ = ["OUTPUT_FORMATS", "REJECTS_FILE", "BatchOptions", "BatchPlan", "BatchPredictError", "BatchSummary",
+           "actor_cpus", "actor_threads", "batch_predict", "output_rows", "plan_batch", "record_rows", "run_batch",
+           "tag_rows", "write_shard"]
 
 # Batches of records per tagger call (see _execute).
 SORT_WINDOW = 8
-
-
-@dataclass(frozen=True)
-class BatchOptions:
-    """Everything but the inputs, the output and the model."""
-
-    inputs: InputOptions = field(default_factory=InputOptions)
-    output_format: str = "jsonl"
-    with_tags: bool = False
-    batch_size: int = 256
-    concurrency: int = 1
-    # CPUs reserved per tagger actor; None = one, or less when the pool would otherwise
-    # hold every CPU of the cluster (see actor_cpus).
-    num_cpus: float | None = None
-    num_gpus: float = 0.0
-    device: str = "auto"
-    # Rows per output shard: large enough that a big run writes few files.
-    shard_rows: int = 50_000
-
-    def __post_init__(self) -> None:
-        if self.output_format not in OUTPUT_FORMATS:
-            raise BatchPredictError(f"unknown output format {self.output_format!r}; expected one of "
-                                    f"{', '.join(OUTPUT_FORMATS)}")
-        for name in ("batch_size", "concurrency", "shard_rows"):
-            if getattr(self, name) < 1:
-                raise BatchPredictError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if self.num_cpus is not None and self.num_cpus <= 0:
-            raise BatchPredictError(f"--num-cpus must be above 0, got {self.num_cpus}")
-
-
-def actor_threads(options: BatchOptions, cluster_cpus: float) -> int:
-    """Intra-op threads per actor: its share of the cores (each actor then caps it at its node's)."""
-    return max(1, int(cluster_cpus // options.concurrency))
-
-
-def actor_cpus(options: BatchOptions, cluster_cpus: float) -> float:
-    """CPUs each tagger actor reserves, keeping one CPU free for the read and write tasks.
-
-    The reservation only schedules: an actor's runtime still uses every core it can. A pool
-    holding all CPUs would leave the read task waiting forever, so that is an error when asked.
-    """
-    free = cluster_cpus - 1.0
-    if options.num_cpus is not None:
-        if options.num_cpus * options.concurrency > free + 1e-9:
-            raise BatchPredictError(
-                f"{options.concurrency} actors × --num-cpus {options.num_cpus:g} leave no CPU of the cluster's "
-                f"{cluster_cpus:g} for reading and writing; lower --num-cpus or --concurrency")
-        return options.num_cpus
-    if free <= 0:
-        raise BatchPredictError(f"batch prediction needs at least 2 CPUs in the cluster, it has {cluster_cpus:g}")
-    return min(1.0, free / options.concurrency)
 
 
 @dataclass
@@ -133,137 +62,6 @@ class BatchSummary:
     def tagging_words_per_second(self) -> float:
         return self.words / self.tagging_seconds if self.tagging_seconds > 0 else 0.0
 
-
-# --- plain functions ---------------------------------------------------------------------------
-
-
-def record_rows(records: Sequence[Record], file_index: int) -> list[dict[str, Any]]:
-    """Records as rows of the :data:`RECORDS` schema (extra fields as one JSON string: Arrow needs one type)."""
-    return [{"file_index": file_index, "source": r.source, "line": r.line, "row": r.row, "text": r.text,
-             "tokens": r.tokens, "fields": json.dumps(r.fields, ensure_ascii=False, default=str) if r.fields else None,
-             "reject": r.reject} for r in records]
-
-
-def tag_rows(tagger: Tagger, rows: list[dict[str, Any]], batch_size: int = 256) -> list[dict[str, Any]]:
-    """Add ``entities``, ``tags`` and ``words`` to record rows; rejects pass through untagged.
-
-    If the tagger fails on the batch, each row is tagged alone, so one row it cannot
-    handle becomes a reject instead of failing its neighbours.
-    """
-    out = [{**row, "entities": [], "tags": [], "words": 0} for row in rows]
-    todo = [i for i, row in enumerate(rows) if row["reject"] is None]
-
-    def apply(indices: list[int]) -> None:
-        inputs = [rows[i]["tokens"] if rows[i]["tokens"] is not None else rows[i]["text"] for i in indices]
-        for i, result in zip(indices, tagger.predict(inputs, batch_size=batch_size), strict=True):
-            out[i].update(entities=[e.to_dict() for e in result.entities], tags=result.tags, words=len(result.tokens))
-
-    try:
-        apply(todo)
-    except Exception:  # noqa: BLE001 - find the row(s) at fault, below
-        for i in todo:
-            try:
-                apply([i])
-            except Exception as exc:  # noqa: BLE001
-                out[i].update(reject=f"tagger failed: {type(exc).__name__}: {exc}", entities=[], tags=[], words=0)
-    return out
-
-
-def output_rows(rows: Sequence[dict[str, Any]], with_tags: bool, output_format: str) -> list[dict[str, Any]]:
-    """Tagged rows as written: JSONL rows keep the input's other fields at the top level
-    (the columns added here win on a clash); Parquet rows keep them as one JSON string, ``fields``."""
-    out = []
-    for row in rows:
-        ours: dict[str, Any] = {"source": row["source"], "line": row["line"], "row": row["row"], "text": row["text"]}
-        if row["tokens"] is not None or output_format == "parquet":
-            ours["tokens"] = row["tokens"]
-        ours["entities"] = row["entities"]
-        if with_tags:
-            ours["tags"] = row["tags"]
-        if output_format == "jsonl":
-            out.append({**(json.loads(row["fields"]) if row["fields"] else {}), **ours})
-        else:
-            out.append({**ours, "fields": row["fields"]})
-    return out
-
-
-def reject_row(row: dict[str, Any]) -> dict[str, Any]:
-    where = row["source"] if row["line"] is None else f"{row['source']}:{row['line']}"
-    if row["line"] is None and row["row"] >= 0:
-        where += f" row {row['row']}"
-    return {"source": row["source"], "line": row["line"], "row": row["row"], "where": where, "reason": row["reject"]}
-
-
-def _filesystem(out: str) -> tuple[pafs.FileSystem, str]:
-    import pyarrow.fs as pafs
-
-    if "://" in out:
-        return pafs.FileSystem.from_uri(out)
-    return pafs.LocalFileSystem(), str(Path(out).resolve())
-
-
-def _write_jsonl(fs: pafs.FileSystem, path: str, rows: Sequence[dict[str, Any]]) -> None:
-    with fs.open_output_stream(path) as stream:
-        stream.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8"))
-
-
-def write_shard(rows: list[dict[str, Any]], out: str, output_format: str, with_tags: bool) -> dict[str, Any]:
-    """Write one batch of tagged rows (its rejects aside); return what it wrote, for the progress line."""
-    import pyarrow.parquet as pq
-
-    fs, base = _filesystem(out)
-    first = rows[0]
-    # Zero-padded (file, row) of the first record: shard names sort in input order.
-    name = f"part-{first['file_index']:05d}-{max(first['row'], 0):010d}"
-    good = [r for r in rows if r["reject"] is None]
-    bad = [reject_row(r) for r in rows if r["reject"] is not None]
-    shard = None
-    if good:
-        shard = f"{name}.{output_format}"
-        written = output_rows(good, with_tags, output_format)
-        if output_format == "jsonl":
-            _write_jsonl(fs, f"{base}/{shard}", written)
-        else:
-            schema = pa.schema([("source", pa.string()), ("line", pa.int64()), ("row", pa.int64()),
-                                ("text", pa.string()), ("tokens", pa.list_(pa.string())),
-                                ("entities", pa.list_(ENTITY)),
-                                *([("tags", pa.list_(pa.string()))] if with_tags else []), ("fields", pa.string())])
-            pq.write_table(pa.Table.from_pylist(written, schema=schema), f"{base}/{shard}", filesystem=fs)
-    if bad:
-        fs.create_dir(f"{base}/{_REJECTS_DIR}", recursive=True)
-        _write_jsonl(fs, f"{base}/{_REJECTS_DIR}/{name}.jsonl", bad)
-    return {"shard": shard or "", "rows": len(good), "rejects": len(bad), "words": sum(r["words"] for r in good),
-            "examples": json.dumps([[b["where"], b["reason"]] for b in bad[:5]])}
-
-
-def _merge_rejects(out: str) -> str | None:
-    """Concatenate the reject shards, in input order, into ``<out>/rejects.jsonl``."""
-    import pyarrow.fs as pafs
-
-    fs, base = _filesystem(out)
-    infos = fs.get_file_info(pafs.FileSelector(f"{base}/{_REJECTS_DIR}", allow_not_found=True))
-    parts = sorted(i.path for i in infos if i.type == pafs.FileType.File)
-    if not parts:
-        return None
-    with fs.open_output_stream(f"{base}/{REJECTS_FILE}") as stream:
-        for part in parts:
-            with fs.open_input_stream(part) as source:
-                stream.write(source.read())
-    fs.delete_dir(f"{base}/{_REJECTS_DIR}")
-    return f"{out.rstrip('/')}/{REJECTS_FILE}"
-
-
-def _prepare_out(out: str) -> None:
-    import pyarrow.fs as pafs
-
-    fs, base = _filesystem(out)
-    info = fs.get_file_info(base)
-    if info.type == pafs.FileType.File:
-        raise BatchPredictError(f"{out}: --out is a file; name a directory")
-    if info.type == pafs.FileType.Directory and fs.get_file_info(pafs.FileSelector(base)):
-        # Shards of an earlier run would mix with this one's.
-        raise BatchPredictError(f"{out}: output directory is not empty; remove it or choose another --out")
-    fs.create_dir(base, recursive=True)
 
 
 def pin_model(ref: str, registry_root: str | None) -> str:

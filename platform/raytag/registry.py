@@ -30,10 +30,8 @@ import logging
 import math
 import os
 import re
-import shutil
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -41,14 +39,19 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pyarrow.fs as pafs
 
-from raytag.errors import RaytagError
 from raytag.model_card import CARD_FILE, render_card
+from raytag.registry_files import (_card, _check_card, _local_files, _manifest_files, _pump, _verify_local,
+                                   checksum_tree, default_cache_dir, download_verified, sha256_file)
+from raytag.registry_refs import (_NAME_RE, ChecksumError, ModelNotFoundError, ModelRef, ModelVersion,
+                                  RegistryError, _check_alias, _check_name, parse_ref)
 
 try:
     import fcntl
 except ImportError:  # Windows: alias updates fall back to last-writer-wins
     fcntl = None  # type: ignore[assignment]
 
+# References and file checks live in registry_refs and registry_files; every public name
+# stays importable from here, the registry's one entry point.
 __all__ = ["ChecksumError", "ModelNotFoundError", "ModelRef", "ModelVersion", "Registry",
            "RegistryError", "checksum_tree", "parse_ref", "sha256_file"]
 
@@ -56,142 +59,8 @@ log = logging.getLogger(__name__)
 
 MANIFEST, ARTIFACT, ALIASES = "manifest.json", "artifact", "aliases.json"
 FORMAT_VERSION = 1
-_CHUNK = 1 << 20
 _MAX_CLAIM_ATTEMPTS = 100
-_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _VERSION_DIR_RE = re.compile(r"v([1-9][0-9]*)")
-_VERSION_REF_RE = re.compile(r"v?([0-9]+)", re.IGNORECASE)
-Files = dict[str, dict[str, Any]]  # {relative posix path: {"sha256": ..., "size": ...}}
-
-
-class RegistryError(RaytagError):
-    """Base class for registry errors: bad references, bad input, corrupt data."""
-
-
-class ModelNotFoundError(RegistryError, LookupError):
-    """The referenced model, version or alias does not exist."""
-
-
-class ChecksumError(RegistryError):
-    """An artifact file is changed, missing, or not listed in the manifest."""
-
-    def __init__(self, path: str, reason: str, where: str) -> None:
-        super().__init__(f"{where}: artifact file {path!r} {reason}")
-        self.path, self.reason = path, reason
-
-
-@dataclass(frozen=True)
-class ModelRef:
-    """A parsed reference: exactly one of ``version`` and ``alias`` is set."""
-
-    name: str
-    version: int | None = None
-    alias: str | None = None
-
-    def __str__(self) -> str:
-        return f"{self.name}@v{self.version}" if self.version is not None else f"{self.name}@{self.alias}"
-
-
-@dataclass(frozen=True)
-class ModelVersion:
-    """One published version: its manifest and the URI (or local path) of its directory."""
-
-    name: str
-    version: int
-    manifest: dict[str, Any] = field(hash=False, repr=False)
-    uri: str
-
-    @property
-    def ref(self) -> str:
-        return f"{self.name}@v{self.version}"
-
-    @property
-    def kind(self) -> str:
-        return self.manifest["kind"]
-
-    @property
-    def labels(self) -> list[str]:
-        return self.manifest["labels"]
-
-    @property
-    def metrics(self) -> dict[str, Any]:
-        return self.manifest["metrics"]
-
-    @property
-    def card_uri(self) -> str | None:
-        """Where the version's model card is, or None for a version published without one."""
-        card = self.manifest.get("card")
-        if not isinstance(card, dict):
-            return None
-        return str(Path(self.uri, CARD_FILE)) if "://" not in self.uri else f"{self.uri}/{CARD_FILE}"
-
-
-def _check_name(value: object, what: str, ref: str | None = None) -> str:
-    if not isinstance(value, str) or not _NAME_RE.fullmatch(value):
-        context = f" in reference {ref!r}" if ref is not None else ""
-        raise RegistryError(f"invalid {what} {value!r}{context}: use letters, digits, '-', '_' and '.', "
-                            "starting with a letter or digit")
-    return value
-
-
-def _check_alias(alias: object) -> str:
-    name = _check_name(alias, "alias")
-    if _VERSION_REF_RE.fullmatch(name):
-        raise RegistryError(f"invalid alias {name!r}: aliases cannot look like versions (digits or v<digits>)")
-    return name
-
-
-def parse_ref(ref: str) -> ModelRef:
-    """Parse ``name``, ``name@3``, ``name@v3`` or ``name@alias``; bare ``name`` means ``name@latest``."""
-    if not isinstance(ref, str) or not ref:
-        raise RegistryError(f"invalid model reference {ref!r}: expected 'name', 'name@3', 'name@v3' or 'name@alias'")
-    name, sep, selector = ref.partition("@")
-    _check_name(name, "model name", ref)
-    if not sep:
-        return ModelRef(name, alias="latest")
-    if not selector:
-        raise RegistryError(f"invalid model reference {ref!r}: nothing after '@'")
-    if "@" in selector:
-        raise RegistryError(f"invalid model reference {ref!r}: more than one '@'")
-    match = _VERSION_REF_RE.fullmatch(selector)
-    if not match:
-        return ModelRef(name, alias=_check_name(selector, "alias", ref))
-    if int(match.group(1)) < 1:
-        raise RegistryError(f"invalid model reference {ref!r}: versions start at 1")
-    return ModelRef(name, version=int(match.group(1)))
-
-
-def _pump(fin: Any, fout: Any) -> tuple[str, int]:
-    """Copy a stream, hashing on the way so no file is read twice."""
-    digest, size = hashlib.sha256(), 0
-    while chunk := fin.read(_CHUNK):
-        digest.update(chunk)
-        fout.write(chunk)
-        size += len(chunk)
-    return digest.hexdigest(), size
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Hex sha256 of a local file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _local_files(directory: str | os.PathLike[str]) -> dict[str, Path]:
-    root = Path(directory)
-    if not root.is_dir():
-        raise NotADirectoryError(f"not a directory: {root}")
-    found = {Path(d, f).relative_to(root).as_posix(): Path(d, f)
-             for d, _, names in os.walk(root, followlinks=True) for f in names}
-    return dict(sorted(found.items()))
-
-
-def checksum_tree(directory: str | os.PathLike[str]) -> Files:
-    """``{relative posix path: {"sha256": ..., "size": ...}}`` for every file below ``directory``."""
-    return {rel: {"sha256": sha256_file(p), "size": p.stat().st_size} for rel, p in _local_files(directory).items()}
 
 
 def _dumps(obj: Any, what: str) -> bytes:
@@ -203,60 +72,6 @@ def _dumps(obj: Any, what: str) -> bytes:
 
 def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
-
-
-def _manifest_files(manifest: Mapping[str, Any], where: str) -> Files:
-    files = manifest.get("files")
-    if not isinstance(files, dict):
-        raise RegistryError(f"{where}: corrupt manifest, 'files' is not an object")
-    for rel, entry in files.items():
-        # The manifest decides where downloads land, so a path must not escape the target.
-        if rel.startswith("/") or "\\" in rel or any(p in ("", ".", "..") for p in rel.split("/")):
-            raise RegistryError(f"{where}: corrupt manifest, unsafe file path {rel!r}")
-        if not (isinstance(entry, dict) and isinstance(entry.get("sha256"), str) and isinstance(entry.get("size"), int)):
-            raise RegistryError(f"{where}: corrupt manifest entry for {rel!r}")
-    return files
-
-
-def _check_listing(expected: Files, sizes: Mapping[str, int], where: str) -> None:
-    """Names and sizes first: cheap, and it catches missing/extra files before any hashing."""
-    if missing := sorted(expected.keys() - sizes.keys()):
-        raise ChecksumError(missing[0], "is missing", where)
-    if extra := sorted(sizes.keys() - expected.keys()):
-        raise ChecksumError(extra[0], "is not listed in the manifest", where)
-    for rel, entry in sorted(expected.items()):
-        if sizes[rel] != entry["size"]:
-            raise ChecksumError(rel, f"has {sizes[rel]} bytes, the manifest says {entry['size']}", where)
-
-
-def _check_digest(rel: str, expected: Files, digest: str, where: str) -> None:
-    if digest != expected[rel]["sha256"]:
-        raise ChecksumError(rel, f"has sha256 {digest}, the manifest says {expected[rel]['sha256']}", where)
-
-
-def _verify_local(directory: Path, expected: Files, where: str) -> None:
-    found = _local_files(directory) if directory.is_dir() else {}
-    _check_listing(expected, {rel: p.stat().st_size for rel, p in found.items()}, where)
-    for rel, path in found.items():
-        _check_digest(rel, expected, sha256_file(path), where)
-
-
-def _card(manifest: Mapping[str, Any], where: str) -> dict[str, Any] | None:
-    card = manifest.get("card")
-    if card is None:
-        return None
-    if not (isinstance(card, dict) and card.get("path") == CARD_FILE and isinstance(card.get("sha256"), str)
-            and isinstance(card.get("size"), int)):
-        raise RegistryError(f"{where}: corrupt manifest entry for the model card")
-    return card
-
-
-def _check_card(card: Mapping[str, Any], data: bytes | None, where: str) -> None:
-    if data is None:
-        raise ChecksumError(CARD_FILE, "is missing", where)
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != card["sha256"]:
-        raise ChecksumError(CARD_FILE, f"has sha256 {digest}, the manifest says {card['sha256']}", where)
 
 
 def _raytag_version() -> str:
@@ -590,37 +405,6 @@ class Registry:
                 path = artifact.parent / CARD_FILE
                 _check_card(card, path.read_bytes() if path.is_file() else None, mv.ref)
             return artifact
-        if cache_dir is None:
-            base = Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "raytag" / "registry"
-            # Keyed by root so two registries holding the same name/version do not evict each other.
-            cache_dir = base / hashlib.sha256(self._uri.encode()).hexdigest()[:16]
-        target = Path(cache_dir).expanduser() / mv.name / f"v{mv.version}"
-        cached = f"{mv.ref} (cached at {target})"
-        if target.is_dir():
-            try:
-                _verify_local(target, expected, cached)
-                return target
-            except ChecksumError as exc:
-                log.warning("discarding corrupt cached copy: %s", exc)
-                shutil.rmtree(target)
-        remote = self._path(mv.name, f"v{mv.version}", ARTIFACT)
-        listing = {i.path[len(remote) + 1:]: i.size for i in self._listdir(remote, recursive=True)
-                   if i.type == pafs.FileType.File}
-        _check_listing(expected, listing, mv.uri)
-        tmp = target.parent / f".download-{target.name}-{uuid.uuid4().hex}"
-        try:
-            for rel in expected:
-                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-                with self._fs.open_input_stream(f"{remote}/{rel}") as fin, open(tmp / rel, "wb") as fout:
-                    digest, _ = _pump(fin, fout)
-                _check_digest(rel, expected, digest, mv.uri)
-            try:
-                os.rename(tmp, target)
-            except OSError:
-                if not target.is_dir():
-                    raise
-                # A concurrent fetch finished first; its copy is as good as ours once verified.
-                _verify_local(target, expected, cached)
-            return target
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        target = Path(cache_dir if cache_dir is not None else default_cache_dir(self._uri)).expanduser()
+        return download_verified(self._fs, self._path(mv.name, f"v{mv.version}", ARTIFACT), expected,
+                                 target / mv.name / f"v{mv.version}", mv.ref, mv.uri)

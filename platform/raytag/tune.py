@@ -6,6 +6,9 @@ pattern: a Tune function trial that builds the trainer with ``TuneReportCallback
 reporting dev metrics once per epoch to an ASHA scheduler. The best trial's job is
 written out as a ready-to-run YAML and its best checkpoint registered.
 
+The search file's schema and the job of each trial are in :mod:`raytag.tune_config`,
+the search's outcome and results table in :mod:`raytag.tune_results`.
+
 Search-space parsing and validation are plain Python; only :func:`run_search`
 needs Ray.
 """
@@ -14,167 +17,27 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
-from pydantic import Field, field_validator
 
-from raytag.config import JobConfig, Section, apply_overrides, build, read_yaml, resolved
+from raytag.config import JobConfig, resolved
 from raytag.errors import ConfigError
 from raytag.train.seams import Seams
+from raytag.tune_config import (Dimension, SchedulerConfig, SearchConfig, TuneJobConfig, base_job_data,
+                                job_for_trial, load_search, parse_dimension)
+from raytag.tune_results import SearchOutcome, results_table, trial_id, trial_status
+
+# The search file and results helpers stay importable from here, the entry point of a search.
+__all__ = ["Dimension", "SchedulerConfig", "SearchConfig", "SearchOutcome", "TuneJobConfig", "base_job_data",
+           "dump_job", "job_for_trial", "load_search", "parse_dimension", "results_table", "run_search",
+           "search_callbacks", "trial_id", "trial_resources", "trial_status"]
 
 # A token CPU for the trial process (Tune needs a non-empty request): it only drives its
 # Ray Train run, whose workers hold the real CPUs.
 TRIAL_DRIVER_CPU = 0.01
-DISTRIBUTIONS = ("uniform", "loguniform", "choice", "randint", "quniform")
-TUNED_ALIAS = "tuned"
-PROMOTED_ALIASES = ("latest", "best")
-# Status of a trial in the results table.
-FINISHED, EARLY_STOPPED, ERROR, NO_RESULT = "finished", "early-stopped", "error", "no result"
-
-
-class SchedulerConfig(Section):
-    kind: Literal["asha", "fifo"] = "asha"
-    # Epochs every trial runs before ASHA may stop it, and the halving rate.
-    grace_period: int = Field(1, ge=1)
-    reduction_factor: float = Field(2.0, gt=1)
-
-
-class SearchConfig(Section):
-    space: dict[str, dict[str, Any]]
-    metric: str = "dev_score"
-    mode: Literal["max", "min"] = "max"
-    num_samples: int = Field(8, ge=1)
-    # None: as many as the cluster's CPUs allow (see trial_resources).
-    max_concurrent_trials: int | None = Field(None, ge=1)
-    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
-    seed: int = 0
-
-    @field_validator("space")
-    @classmethod
-    def _space(cls, space: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        if not space:
-            raise ValueError("the search space is empty")
-        for key, spec in space.items():
-            parse_dimension(key, spec)
-        return space
-
-
-class TuneJobConfig(Section):
-    """A search file: ``jobs/tune_*.yaml``."""
-
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    # The job every trial starts from (a path relative to the working directory).
-    base: str
-    # Fixed dotted overrides applied to the base job for every trial (e.g. a shorter budget).
-    set: dict[str, Any] = Field(default_factory=dict)
-    search: SearchConfig
-    # Where Tune keeps trials (local path or URI); default <base workdir>/<name>/tune.
-    storage_path: str | None = None
-    register_best: bool = True
-    # The registry alias the best trial is published under, beside the base job's model.
-    alias: str = Field(TUNED_ALIAS, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    # Also move the model's `latest` (and `best`, if it scores higher) to the tuned version.
-    # Off by default: a Serve config or a client that loads `<model>` or `<model>@latest`
-    # must not switch to a tuned model behind its back.
-    promote: bool = False
-
-    @field_validator("alias")
-    @classmethod
-    def _own_alias(cls, alias: str) -> str:
-        if alias in PROMOTED_ALIASES:
-            raise ValueError(f"{alias!r} is moved only by promote: true (or --promote); choose another alias")
-        if re.fullmatch(r"[vV]?[0-9]+", alias):
-            raise ValueError(f"{alias!r} looks like a version number; choose another alias")
-        return alias
-
-    def registry_aliases(self) -> tuple[str, ...]:
-        """The aliases the best trial's version gets: its own, plus ``latest`` when promoted."""
-        return (self.alias, "latest") if self.promote else (self.alias,)
-
-
-@dataclass(frozen=True)
-class Dimension:
-    key: str
-    kind: str
-    args: tuple[Any, ...]
-
-
-def parse_dimension(key: str, spec: Any) -> Dimension:
-    """``{loguniform: [1e-4, 1e-2]}``, ``{choice: [a, b]}``, ``{randint: [lo, hi]}``, ..."""
-    if not isinstance(spec, dict) or len(spec) != 1:
-        raise ValueError(f"{key}: give one distribution, e.g. {{loguniform: [0.0001, 0.01]}} or {{choice: [a, b]}}")
-    kind, args = next(iter(spec.items()))
-    if kind not in DISTRIBUTIONS:
-        raise ValueError(f"{key}: unknown distribution {kind!r} (known: {', '.join(DISTRIBUTIONS)})")
-    if not isinstance(args, list) or not args:
-        raise ValueError(f"{key}: {kind} takes a non-empty list")
-    if kind == "choice":
-        return Dimension(key, kind, tuple(args))
-    expected = 3 if kind == "quniform" else 2
-    if len(args) != expected or not all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args):
-        raise ValueError(f"{key}: {kind} takes {expected} numbers")
-    low, high = args[0], args[1]
-    if not low < high:
-        raise ValueError(f"{key}: {kind} needs low < high, got {low} and {high}")
-    if kind == "loguniform" and low <= 0:
-        raise ValueError(f"{key}: loguniform needs a positive lower bound")
-    return Dimension(key, kind, tuple(args))
-
-
-def load_search(path: str | Path, overrides: list[str] | None = None) -> tuple[TuneJobConfig, JobConfig]:
-    """Load a search file and its base job; check every point of the space makes a valid job."""
-    data = apply_overrides(read_yaml(path), overrides or [])
-    search: TuneJobConfig = build(TuneJobConfig, data, str(path))
-    base_data = base_job_data(search)
-    base = job_for_trial(search, {}, base_data=base_data)
-    for dimension in (parse_dimension(k, v) for k, v in search.search.space.items()):
-        for value in _corner_values(dimension):
-            try:
-                job_for_trial(search, {dimension.key: value}, base_data=base_data)
-            except ConfigError as exc:
-                raise ConfigError(f"{path}: search.space.{dimension.key}={value!r} makes an invalid job: {exc}") from None
-    return search, base
-
-
-def _corner_values(dimension: Dimension) -> list[Any]:
-    if dimension.kind == "choice":
-        return list(dimension.args)
-    low, high = dimension.args[0], dimension.args[1]
-    return [low, high - 1] if dimension.kind == "randint" else [low, high]
-
-
-def base_job_data(search: TuneJobConfig) -> dict[str, Any]:
-    """The base job file as read (not yet validated), with the search's fixed overrides applied."""
-    data = read_yaml(search.base)
-    return apply_overrides(data, [f"{key}={json.dumps(value)}" for key, value in _flatten(search.set).items()])
-
-
-def job_for_trial(search: TuneJobConfig, params: dict[str, Any], trial_name: str | None = None,
-                  base_data: dict[str, Any] | None = None) -> JobConfig:
-    """The base job with the fixed overrides and one point of the space applied.
-
-    ``base_data`` (from :func:`base_job_data`) saves reading the base file again.
-    """
-    data = base_job_data(search) if base_data is None else base_data
-    data = apply_overrides(data, [f"{key}={json.dumps(value)}" for key, value in params.items()])
-    if trial_name is not None:
-        data["name"] = trial_name
-    return build(JobConfig, data, f"{search.base} (trial {trial_name or 'base'})")
-
-
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    # ``--set set.train.epochs=2`` nests where the file writes ``train.epochs: 2``; both mean the same.
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def trial_resources(job: JobConfig, cluster_cpus: float, requested: int | None) -> tuple[float, int]:
@@ -198,18 +61,6 @@ def dump_job(job: JobConfig, path: Path) -> Path:
     path.write_text(yaml.safe_dump(resolved(job), sort_keys=False), encoding="utf-8")
     return path
 
-
-@dataclass
-class SearchOutcome:
-    directory: str
-    table: Any  # pandas DataFrame: one row per trial
-    best_params: dict[str, Any]
-    best_metrics: dict[str, Any]
-    best_job_file: Path
-    registered: Any = None
-    restored: bool = False
-    best_trial: str = ""
-    aliases: tuple[str, ...] = ()
 
 
 def _domains(search: SearchConfig) -> dict[str, Any]:
@@ -392,44 +243,3 @@ def _link_best_trial(base: JobConfig, search: TuneJobConfig, best_trial: str, re
     uri = tracking_uri(base)
     for run in find_runs(uri, base.tracking.experiment or search.name, TRIAL_ID_TAG, best_trial)[:1]:
         link_model(uri, run.info.run_id, ref, metrics)
-
-
-def trial_id(result: Any) -> str:
-    """Tune's id of a trial (``a1b2c_00003``), else its directory name."""
-    found = (result.metrics or {}).get("trial_id")
-    return str(found) if found else str(result.path).rstrip("/").rsplit("/", 1)[-1]
-
-
-def trial_status(epochs: int, planned_epochs: int, errored: bool) -> str:
-    """``finished`` (every planned epoch ran), ``early-stopped`` (fewer: ASHA stopped it, or
-    the job's own early stopping), ``error`` or ``no result``."""
-    if errored:
-        return ERROR
-    if epochs == 0:
-        return NO_RESULT
-    return FINISHED if epochs >= planned_epochs else EARLY_STOPPED
-
-
-def results_table(grid: Any, cfg: SearchConfig, planned_epochs: int, best: Any = None) -> Any:
-    """One row per trial, best first: id, parameters, epochs run, best and last metric,
-    status and whether it is the trial the search picked (``best``)."""
-    import pandas as pd
-
-    rows = []
-    for result in grid:
-        history = result.metrics_dataframe
-        values = history[cfg.metric].dropna() if history is not None and cfg.metric in history else []
-        top = (max(values) if cfg.mode == "max" else min(values)) if len(values) else float("nan")
-        planned = int(result.config.get("train.epochs", planned_epochs))
-        rows.append({
-            "trial": trial_id(result),
-            **{k: result.config.get(k) for k in cfg.space},
-            "epochs": len(values),
-            f"best_{cfg.metric}": top,
-            f"last_{cfg.metric}": float(values.iloc[-1]) if len(values) else float("nan"),
-            "status": trial_status(len(values), planned, bool(result.error)),
-            "best": best is not None and trial_id(result) == trial_id(best),
-        })
-    table = pd.DataFrame(rows)
-    return table.sort_values(f"best_{cfg.metric}", ascending=cfg.mode == "min",
-                             na_position="last").reset_index(drop=True)
