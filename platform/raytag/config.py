@@ -276,8 +276,10 @@ class TrainConfig(Section):
     # BiLSTM: the probability that a training word's id is replaced by the unknown-word id
     # (its characters and casing are kept), so the model learns to tag unseen words.
     word_dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    # Which words word_dropout may hit: any word, or only words seen once in the training split.
-    word_dropout_scope: Literal["all", "singletons"] = "all"
+    # Which words word_dropout may hit: any word, only words seen once in the training split,
+    # or "rare" ones, seen at most word_dropout_rare_max times.
+    word_dropout_scope: Literal["all", "singletons", "rare"] = "all"
+    word_dropout_rare_max: int = Field(10, ge=1)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     max_failures: int = Field(0, ge=-1)
     # Where Ray Train keeps checkpoints: a local path or a URI such as s3://bucket/prefix.

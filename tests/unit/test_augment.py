@@ -169,6 +169,11 @@ def test_word_dropout_rate_scope_and_seeding(corpus: PreparedCorpus) -> None:
     counts = Counter(i for s in corpus.table("train", ["word_ids"]).column("word_ids").to_pylist() for i in s)
     assert singletons.tolist() == [i > OOV_ID and counts[i] == 1 for i in range(len(corpus.words))]
     assert not droppable_words(corpus, "all")[[PAD_ID, OOV_ID]].any()
+    least = min(c for i, c in counts.items() if i > OOV_ID)
+    rare = droppable_words(corpus, "rare", least)
+    assert rare.any() and rare.tolist() == [i > OOV_ID and 1 <= counts[i] <= least for i in range(len(corpus.words))]
+    assert droppable_words(corpus, "rare", max(counts.values())).tolist() == [
+        i > OOV_ID and counts[i] >= 1 for i in range(len(corpus.words))]
     only = drop_words(ids % len(corpus.words), 1.0 - 1e-9, np.random.default_rng(2), singletons)
     hit = only != ids % len(corpus.words)
     assert singletons[(ids % len(corpus.words))[hit]].all() and (only[hit] == OOV_ID).all()

@@ -76,7 +76,8 @@ def train_loop(loop_config: dict[str, Any]) -> None:
     dev = DevSet(corpus, job.train.dev_split, model_cfg.char_features != "none", model_cfg.max_word_length,
                  constrained=job.train.constrained_decoding, casing=model_cfg.casing_features, pieces=pieces)
     shard = ray.train.get_dataset_shard("train")
-    droppable = droppable_words(corpus, job.train.word_dropout_scope) if job.train.word_dropout else None
+    droppable = (droppable_words(corpus, job.train.word_dropout_scope, job.train.word_dropout_rare_max)
+                 if job.train.word_dropout else None)
 
     while state["epoch"] < job.train.epochs:
         epoch = state["epoch"]
@@ -132,13 +133,14 @@ def learning_rate(job: JobConfig, corpus: PreparedCorpus, world: int, per_worker
                     typed_model(job, BiLSTMConfig).warmup_ratio, done_steps)
 
 
-def droppable_words(corpus: PreparedCorpus, scope: str) -> np.ndarray:
-    """Which word ids word dropout may replace: all real words, or those seen once in training."""
+def droppable_words(corpus: PreparedCorpus, scope: str, rare_max: int = 1) -> np.ndarray:
+    """Which word ids word dropout may replace: all real words, those seen once in training
+    (``singletons``), or those seen at most ``rare_max`` times (``rare``)."""
     droppable = np.ones(len(corpus.words), dtype=bool)
-    if scope == "singletons":
+    if scope in ("singletons", "rare"):
         ids = corpus.table("train", columns=["word_ids"]).column("word_ids").combine_chunks().flatten()
         counts = np.bincount(np.asarray(ids, dtype=np.int64), minlength=len(corpus.words))
-        droppable = counts == 1
+        droppable = counts == 1 if scope == "singletons" else (counts >= 1) & (counts <= rare_max)
     droppable[[PAD_ID, OOV_ID]] = False
     return droppable
 
@@ -188,7 +190,7 @@ def _epoch_batches(shard: Any, corpus: PreparedCorpus, model: BiLSTMConfig, trai
     need_tokens = chars is not None or model.casing_features or augment.enabled or pieces is not None
     columns = ["word_ids", "tag_ids", "tokens"] if need_tokens else ["word_ids", "tag_ids"]
     if train.word_dropout and droppable is None:
-        droppable = droppable_words(corpus, train.word_dropout_scope)
+        droppable = droppable_words(corpus, train.word_dropout_scope, train.word_dropout_rare_max)
     for pool_index, pool in enumerate(shard.iter_batches(batch_size=pool_size, batch_format="pyarrow")):
         pool = pool.select(columns)
         word_ids = pool.column("word_ids").to_pylist()
