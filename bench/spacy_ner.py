@@ -16,7 +16,8 @@ What it does, on the CPU in one process (spaCy's training runs in a child proces
 - builds the docs from the gold words, so spaCy never re-tokenizes (see ``spacy_util``);
 - trains ``spacy init config --lang en --pipeline ner --optimize efficiency`` (no vectors) with
   ``spacy train --training.max_steps N --training.eval_frequency F --system.seed S``; everything
-  else is spaCy's default, early stopping after 1,600 steps without a better dev score included;
+  else is spaCy's default, early stopping after 1,600 steps without a better dev score included
+  (``--patience 0`` turns it off, so that all N steps run);
 - loads ``model-best`` (the checkpoint with the best dev score spaCy saw), predicts on docs built
   from the gold words of dev and test, turns ``doc.ents`` into IOB2 tags and scores them with
   seqeval's default (conlleval) mode, micro averaged: the metric ``raytag evaluate`` reports.
@@ -109,14 +110,15 @@ def score(model: Path, sentences: list[Sentence]) -> dict:
             "per_type": {k: prf(v) for k, v in sorted(report.items()) if k not in averages}}
 
 
-def run(data: Path, work: Path, steps: int, eval_frequency: int, seed: int) -> dict:
+def run(data: Path, work: Path, steps: int, eval_frequency: int, seed: int, patience: int | None) -> dict:
     import seqeval
     import spacy
 
     corpus = {split: read_conll(path) for split, path in splits(data).items()}
     for split in ("train", "dev"):
         write_docbin(corpus[split], work / f"{split}.spacy")
-    trained = train_ner(work, work / "train.spacy", work / "dev.spacy", steps, eval_frequency, seed, echo=True)
+    trained = train_ner(work, work / "train.spacy", work / "dev.spacy", steps, eval_frequency, seed,
+                        patience=patience, echo=True)
     # For an ner-only pipeline spaCy's score is its ents_f (exact spans, micro).
     curve = [(int(e["step"]), float(e["score"])) for e in trained.evaluations]
     # spaCy overwrites model-best whenever a score equals the best so far: the latest such step.
@@ -136,6 +138,9 @@ def run(data: Path, work: Path, steps: int, eval_frequency: int, seed: int) -> d
         "seed": seed,
         "best_step": best_step,
         "last_evaluated_step": last_step,
+        # Patience stops spaCy at an evaluation step before max_steps.
+        "stopped_early": last_step is not None and last_step + eval_frequency <= steps,
+        "patience": patience if patience is not None else "spaCy default (1600)",
         "dev_ents_f_spacy_at_best": best_score,
         "dev_curve_ents_f": {str(s): round(f, 4) for s, f in curve},
         "evaluate_s": round(time.perf_counter() - t0, 1),
@@ -168,9 +173,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6000, help="spaCy's --training.max_steps.")
     parser.add_argument("--eval-frequency", type=int, default=200, help="Steps between dev evaluations.")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--patience", type=int, help="spaCy's --training.patience (default: its 1600; 0: off).")
     parser.add_argument("--out", type=Path, help="Also write the JSON result here.")
     args = parser.parse_args()
-    result = run(args.data, args.work, args.steps, args.eval_frequency, args.seed)
+    result = run(args.data, args.work, args.steps, args.eval_frequency, args.seed, args.patience)
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:

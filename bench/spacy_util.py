@@ -61,11 +61,12 @@ class Trained:
 
 
 def train_ner(work: Path, train: Path, dev: Path, steps: int, eval_frequency: int = 200, seed: int = 0,
-              echo: bool = False) -> Trained:
+              patience: int | None = None, echo: bool = False) -> Trained:
     """Train the efficiency NER on ``train`` (evaluating on ``dev``) for at most ``steps`` updates.
 
     A very large ``eval_frequency`` skips evaluation after step 0 (for throughput-only runs,
-    which then use ``model-last``). ``echo`` streams spaCy's training table to stderr.
+    which then use ``model-last``). ``patience`` None keeps spaCy's early stopping (1,600 steps
+    without a better dev score), 0 turns it off. ``echo`` streams spaCy's training table to stderr.
     """
     work.mkdir(parents=True, exist_ok=True)
     config = work / "config.cfg"
@@ -81,6 +82,8 @@ def train_ner(work: Path, train: Path, dev: Path, steps: int, eval_frequency: in
                # The same console table, plus every evaluation as a JSON line (exact scores and steps).
                "--training.logger.@loggers=spacy.ConsoleLogger.v3", "--training.logger.progress_bar=null",
                f"--training.logger.output_file={log}"]
+    if patience is not None:
+        command.append(f"--training.patience={patience}")
     t0 = time.perf_counter()
     proc = subprocess.run(command, stdout=sys.stderr if echo else subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True)
