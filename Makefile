@@ -9,6 +9,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# spaCy (the reference NER) has a venv of its own for bench-spacy, so .venv stays as locked.
+SPACY := spacy==3.8.18
+SPACY_VENV ?= .venv-spacy
+SPACY_STAMP := $(SPACY_VENV)/.installed
 LOOPBACK := unshare -rn --pid --fork --mount-proc sh -c 'ip link set lo up && exec "$$0" "$$@"'
 PYTEST_ARGS ?=
 
@@ -16,7 +20,7 @@ export CUDA_VISIBLE_DEVICES :=
 export TF_USE_LEGACY_KERAS := 1
 export RAY_DATA_DISABLE_PROGRESS_BARS := 1
 
-.PHONY: install browser demo test test-fast test-unit bench bench-train bench-transformer bench-serve bench-tune lock clean
+.PHONY: install browser demo test test-fast test-unit bench bench-train bench-transformer bench-serve bench-spacy bench-tune lock clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -60,9 +64,20 @@ bench-transformer: $(STAMP)
 
 # Endpoint vs in-process (both kinds), then the BiLSTM vs spaCy (installed only for this).
 bench-serve: $(STAMP)
-	$(BIN)/python -m pip install -q -c requirements.lock "spacy==3.8.18"
+	$(BIN)/python -m pip install -q -c requirements.lock "$(SPACY)"
 	$(LOOPBACK) $(BIN)/python bench/serve_load.py endpoint conll03_bilstm conll03_transformer --prepared runs/conll03_bilstm/prepared
 	$(LOOPBACK) $(BIN)/python bench/serve_load.py spacy conll03_bilstm --prepared runs/conll03_bilstm/prepared
+
+$(SPACY_STAMP): requirements.lock
+	$(PYTHON) -m venv $(SPACY_VENV)
+	$(SPACY_VENV)/bin/python -m pip install -q --upgrade pip
+	$(SPACY_VENV)/bin/python -m pip install -q -c requirements.lock "$(SPACY)" seqeval
+	touch $(SPACY_STAMP)
+
+# spaCy's efficiency NER on CoNLL-2003 (from ../shared/data), trained and scored on the gold
+# tokens (seqeval micro, model-best): the accuracy the BiLSTM is compared against. No Ray.
+bench-spacy: $(SPACY_STAMP)
+	$(SPACY_VENV)/bin/python bench/spacy_ner.py --out runs/bench/spacy_ner.json
 
 bench-tune: $(STAMP)
 	$(LOOPBACK) $(BIN)/python bench/tune_search.py jobs/tune_gmb_bilstm.yaml
@@ -72,4 +87,4 @@ lock: $(STAMP)
 	 $(BIN)/python -m pip freeze --exclude-editable | grep -v -i '^raytag') > requirements.lock
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) .venv-spacy runs .pytest_cache
