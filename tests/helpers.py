@@ -48,15 +48,20 @@ def write(tmp: Path, name: str, text: str, encoding: str = "utf-8") -> Path:
     return path
 
 
-def synthetic_conll(sentences: int, seed: int = 0) -> str:
-    """A deterministic CoNLL file with PER/LOC/ORG entities and varied lengths."""
+def synthetic_conll(sentences: int, seed: int = 0, document_every: int | None = None) -> str:
+    """A deterministic CoNLL file with PER/LOC/ORG entities and varied lengths.
+
+    One document, or with ``document_every`` a new ``-DOCSTART-`` document every that many sentences.
+    """
     import random
 
     rng = random.Random(seed)
     words = ["alpha", "beta", "gamma", "delta", "said", "the", "in", "of", "to", "and"]
     names = {"PER": ["Ada", "Alan", "Grace"], "LOC": ["Paris", "Lima", "Oslo"], "ORG": ["Acme", "Initech"]}
     lines = ["-DOCSTART- -X- -X- O", ""]
-    for _ in range(sentences):
+    for index in range(sentences):
+        if document_every and index and index % document_every == 0:
+            lines += ["-DOCSTART- -X- -X- O", ""]
         for _ in range(rng.randint(1, 12)):
             if rng.random() < 0.3:
                 kind = rng.choice(sorted(names))

@@ -47,13 +47,18 @@ def export(job: JobConfig, corpus: PreparedCorpus, checkpoint_dir: str | Path, h
 
 
 def evaluate_tagger(tagger: Tagger, corpus: PreparedCorpus, split: str, out: Path | None = None) -> dict[str, Any]:
-    """Tag a prepared split with ``tagger`` and score it against the gold tags."""
+    """Tag a prepared split with ``tagger`` and score it against the gold tags.
+
+    A tagger trained with document context tags each sentence with its document's.
+    """
     from raytag.evaluate import confusion_matrix, evaluation_report, plot_confusion_matrix, save_report
+    from raytag.tagged import predict_in_documents
 
     table = corpus.table(split, columns=["tokens", "tags"])
     tokens = table.column("tokens").to_pylist()
     gold = table.column("tags").to_pylist()
-    predicted = [s.tags for s in tagger.predict(tokens, batch_size=256)]
+    documents = corpus.documents(split) if getattr(tagger, "context", 0) else list(range(len(tokens)))
+    predicted = [s.tags for s in predict_in_documents(tagger, tokens, documents, batch_size=256)]
     report = evaluation_report(gold, predicted, entity=corpus.entity)
     report["split"] = split
     if out is not None:

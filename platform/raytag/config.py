@@ -190,6 +190,9 @@ class TransformerConfig(Section):
     # Feed each word's casing class as the token type (raytag.models.casing): gives an
     # uncased encoder back the capitalisation its tokenizer drops. BERT-style encoders only.
     casing: bool = False
+    # Words of document context on each side of a sentence (CoNLL -DOCSTART- documents), in
+    # the room max_length leaves: seen by the encoder, never labelled or predicted. 0: none.
+    context: int = Field(0, ge=0)
 
 
 # The config section of every model kind; a new kind adds its class here (and to ModelConfig).

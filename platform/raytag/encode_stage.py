@@ -25,10 +25,13 @@ class EncodeStage(Protocol):
 
     ``fit`` sees the prepared context (vocabularies, labels) on the driver, ``apply``
     adds columns to the dataset, ``save`` writes the stage's files into the output
-    directory and returns what the manifest should record about it.
+    directory and returns what the manifest should record about it. A stage with
+    ``whole_documents`` true reads neighbouring sentences of a document, so prepare
+    cuts the corpus into chunks (Ray Data blocks) that each hold whole documents.
     """
 
     name: str
+    whole_documents: bool
 
     def fit(self, context: PrepareContext) -> None: ...
 

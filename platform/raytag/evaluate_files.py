@@ -40,6 +40,7 @@ from raytag.corpus.readers import FORMATS, ReaderOptions, read_corpus
 from raytag.corpus.schemes import split_tag
 from raytag.errors import RaytagError
 from raytag.evaluate import confusion_matrix, evaluation_report, format_report, plot_confusion_matrix, save_report
+from raytag.tagged import predict_in_documents
 
 if TYPE_CHECKING:  # the tagger module pulls in model code; only its protocol is needed here
     from raytag.tagger import Tagger
@@ -72,6 +73,9 @@ class LabelledData:
     # Per sentence: file, line of its first token, and whether each token has its
     # own line (CoNLL, CSV) so that token i sits on line + i; JSONL has one line.
     origins: list[tuple[str, int, bool]] = field(default_factory=list)
+    # Per sentence, its document: (file number, -DOCSTART- line), or (file number, -line)
+    # for a sentence outside any document (a document of its own).
+    documents: list[tuple[int, int]] = field(default_factory=list)
     files: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -215,6 +219,7 @@ def read_labelled(
     data = LabelledData()
     for given in files:
         for source in sources.expand(str(given)):
+            number = len(data.files)
             opts = options or ReaderOptions(format=infer_format(source))
             read = read_corpus(source, opts, scheme=scheme, on_error=on_error)
             token_lines = opts.format != "jsonl"
@@ -222,6 +227,7 @@ def read_labelled(
                 data.tokens.append(sentence.tokens)
                 data.tags.append(sentence.tags)
                 data.origins.append((sentence.file, sentence.line, token_lines))
+                data.documents.append((number, sentence.document if sentence.document is not None else -sentence.line))
             data.files.append({
                 "file": read.sentences[0].file, "format": opts.format, "scheme": read.scheme,
                 "sentences": len(read.sentences), "skipped": len(read.skipped),
@@ -302,7 +308,8 @@ def evaluate_files(
     gold = map_labels(data.tags, mapping) if mapping else data.tags
     _check_labels(data, gold, labels, bool(mapping))
 
-    predicted = [s.tags for s in tagger.predict(data.tokens, batch_size=batch_size)]
+    # A tagger trained with document context tags each sentence with its document's (CoNLL -DOCSTART-).
+    predicted = [s.tags for s in predict_in_documents(tagger, data.tokens, data.documents, batch_size=batch_size)]
     report = evaluation_report(gold, predicted, entity=tagger.entity)
     report["files"] = data.files
     report["model"] = model_ref
@@ -313,7 +320,9 @@ def evaluate_files(
 
         robustness = robustness_report(
             tagger, list(zip(data.tokens, gold)), kinds, perturb_rate, seed,
-            unit=perturb_unit, batch_size=batch_size, clean_report=report,
+            unit=perturb_unit, batch_size=batch_size,
+            # Perturbed copies are tagged sentence by sentence: so must their clean baseline be.
+            clean_report=None if getattr(tagger, "context", 0) else report,
         )
         report["robustness"] = robustness
     if out is not None:

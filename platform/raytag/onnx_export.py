@@ -119,7 +119,7 @@ def export_onnx(source_dir: Path, out: Path, quantize: str | None = None, opset:
         if quantize is not None:
             _quantize(fp32, out / ONNX_MODEL_FILE, quantize)
     load_tokenizer(model_dir).save_pretrained(str(out / ONNX_TOKENIZER_DIR))
-    keep = ("kind", "labels", "entity", "constrained_decoding", "max_length", "stride", "casing")
+    keep = ("kind", "labels", "entity", "constrained_decoding", "max_length", "stride", "casing", "context")
     variant = {k: meta[k] for k in keep if k in meta}
     variant.update(runtime=RUNTIME, quantize=quantize, opset=opset, inputs=inputs, source=source or {})
     (out / TAGGER_FILE).write_text(json.dumps(variant, indent=2), encoding="utf-8")

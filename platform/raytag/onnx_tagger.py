@@ -17,7 +17,7 @@ import numpy as np
 
 from raytag.artifact_files import ONNX_MODEL_FILE, ONNX_TOKENIZER_DIR, TAGGER_FILE
 from raytag.devices import DeviceError, check_device, resolve_device
-from raytag.tagged import TaggedSentence, prepare_inputs, tag_words
+from raytag.tagged import TaggedSentence, by_document, document_inputs, prepare_inputs, tag_words
 
 __all__ = ["RUNTIME", "OnnxTransformerTagger", "onnx_providers", "softmax"]
 
@@ -61,7 +61,8 @@ class OnnxTransformerTagger:
     """An ONNX runtime variant of a transformer tagger, for in-process prediction.
 
     Texts longer than the window are tagged through overlapping windows (``stride``
-    words of context), exactly as by the PyTorch tagger it was exported from.
+    words of context), exactly as by the PyTorch tagger it was exported from, document
+    context (:meth:`predict_documents`) included.
     """
 
     kind = "transformer"
@@ -83,6 +84,7 @@ class OnnxTransformerTagger:
         self.max_length = int(meta["max_length"])
         self.stride = int(meta["stride"])
         self.casing = bool(meta.get("casing", False))
+        self.context = int(meta.get("context", 0))
         self.quantize: str | None = meta.get("quantize")
         self.source: dict[str, Any] = dict(meta.get("source", {}))
         self.tokenizer = load_tokenizer(self.directory / ONNX_TOKENIZER_DIR)
@@ -103,11 +105,13 @@ class OnnxTransformerTagger:
                  "token_type_ids": np.zeros_like(ids) if types is None else types}
         return self.session.run(None, {name: feeds[name] for name in self._inputs})[0]
 
-    def word_probabilities(self, sentences: Sequence[Sequence[str]], batch_size: int = 64) -> list[np.ndarray]:
+    def word_probabilities(self, sentences: Sequence[Sequence[str]], batch_size: int = 64,
+                           contexts: Sequence[Any] | None = None) -> list[np.ndarray]:
         """Per-sentence ``[num_words, num_labels]`` probabilities, read at each word's first subword."""
         from raytag.models.transformer import encode_sentences, length_batches, pad_ids, words_from_windows
 
-        windows = encode_sentences(self.tokenizer, sentences, None, self.max_length, self.stride, casing=self.casing)
+        windows = encode_sentences(self.tokenizer, sentences, None, self.max_length, self.stride, casing=self.casing,
+                                   contexts=contexts)
         pad_id = self.tokenizer.pad_token_id or 0
         out: list[np.ndarray] = [np.empty(0)] * len(windows)
         for index in length_batches(windows, batch_size):
@@ -123,3 +127,11 @@ class OnnxTransformerTagger:
         prepared = prepare_inputs(inputs)
         probs = self.word_probabilities([p[1] for p in prepared], batch_size)
         return tag_words(prepared, probs, self.labels, self.entity, self.constrained)
+
+    def predict_documents(self, documents: Sequence[Sequence[Sequence[str]]],
+                          batch_size: int = 64) -> list[list[TaggedSentence]]:
+        """Tag documents (each a list of token lists) with document context, as the PyTorch tagger does."""
+        prepared, contexts, keys = document_inputs(documents, self.context)
+        probs = self.word_probabilities([p[1] for p in prepared], batch_size, contexts)
+        return by_document(tag_words(prepared, probs, self.labels, self.entity, self.constrained), keys,
+                           len(documents))

@@ -17,6 +17,7 @@ because sentence ids, the split and the shard layout depend only on the data.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import shutil
@@ -36,6 +37,7 @@ import raytag
 from raytag.config import JobConfig, resolved
 from raytag.corpus import columnar, readers, sources, transforms
 from raytag.artifact_files import MANIFEST, VOCAB_FILES
+from raytag.corpus.chunks import document_starts
 from raytag.corpus.schemes import detect_scheme, label_order
 from raytag.corpus.vocab import Vocabulary
 from raytag.encode_stage import EncodeStage, PrepareContext
@@ -165,7 +167,9 @@ def _run(config: JobConfig, staging: Path, stages: Sequence[EncodeStage]) -> dic
         readers.check_encoding(options.encoding)
     except ValueError as exc:
         raise ConfigError(f"corpus.encoding: {exc}") from None
-    chunk_rows, headers, inputs = _read_inputs(config, options)
+    # A stage that reads whole documents (document context) needs chunks that hold them.
+    whole_documents = any(getattr(stage, "whole_documents", False) for stage in stages)
+    chunk_rows, headers, inputs = _read_inputs(config, options, whole_documents)
     names = ", ".join(i["file"] for i in inputs) or "(no files)"
     if not chunk_rows:
         raise CorpusError(names, None, readers.EMPTY_INPUT)
@@ -236,8 +240,14 @@ def _run(config: JobConfig, staging: Path, stages: Sequence[EncodeStage]) -> dic
     return manifest
 
 
-def _read_inputs(config: JobConfig, options: readers.ReaderOptions) -> tuple[list[dict], dict, list[dict]]:
-    """Read every source on the driver and cut it into sentence-aligned chunks."""
+def _read_inputs(config: JobConfig, options: readers.ReaderOptions,
+                 whole_documents: bool = False) -> tuple[list[dict], dict, list[dict]]:
+    """Read every source on the driver and cut it into sentence-aligned chunks.
+
+    Each chunk row carries the line of the last ``-DOCSTART-`` before it (0: none),
+    so its sentences get the right document; with ``whole_documents`` chunks are cut
+    only where documents start.
+    """
     rows: list[dict] = []
     headers: dict[int, readers.Header] = {}
     inputs: list[dict] = []
@@ -256,10 +266,16 @@ def _read_inputs(config: JobConfig, options: readers.ReaderOptions) -> tuple[lis
                 if options.format == "gmb_csv" and header.sentence_index != 0:
                     target = len(file.data) + 1
                 skip = options.format == "gmb_csv"
-                for chunk in readers.split_chunks(file.data, options.format, target, skip_header=skip):
+                markers = (document_starts(file.data, options.encoding, options.separator)
+                           if options.format == "conll" else [])
+                offsets = [offset for offset, _ in markers]
+                for chunk in readers.split_chunks(file.data, options.format, target, skip_header=skip,
+                                                  documents=offsets if whole_documents else None):
+                    before = bisect.bisect_left(offsets, chunk.start)
                     rows.append({
                         "chunk": len(rows), "file_index": index, "file": file.name, "split": split,
                         "start": chunk.start, "first_line": chunk.first_line,
+                        "document_line": markers[before - 1][1] if before else 0,
                         "data": file.data[chunk.start : chunk.end],
                     })
                 index += 1

@@ -11,6 +11,10 @@ corpus still has one row per sentence and shards stay one per chunk:
 
 The tokenizer is saved into the prepared directory (``tokenizer/``), so training
 and prediction use exactly the vocabulary the windows were cut with.
+
+With ``model.context`` the windows also hold words of the sentences around each
+sentence in its document and split (:mod:`raytag.models.doc_context`); prepare then
+cuts the corpus into chunks of whole documents, so every batch holds them all.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from raytag.artifact_files import TOKENIZER_DIR
@@ -31,26 +36,37 @@ WINDOW_COLUMNS = ("window_input_ids", "window_labels", "window_first_word", "win
 class SubwordEncoder:
     """Ray Data actor: adds the window columns to a batch of sentences."""
 
-    def __init__(self, tokenizer_source: str, max_length: int, stride: int, label_all_subwords: bool) -> None:
+    def __init__(self, tokenizer_source: str, max_length: int, stride: int, label_all_subwords: bool,
+                 context: int = 0) -> None:
         from raytag.models.transformer import load_tokenizer
 
         self.tokenizer = load_tokenizer(tokenizer_source)
         self.max_length = max_length
         self.stride = stride
         self.label_all_subwords = label_all_subwords
+        self.context = context
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        return encode_windows(batch, self.tokenizer, self.max_length, self.stride, self.label_all_subwords)
+        return encode_windows(batch, self.tokenizer, self.max_length, self.stride, self.label_all_subwords,
+                              self.context)
 
 
-def encode_windows(batch: pa.Table, tokenizer: Any, max_length: int, stride: int, label_all_subwords: bool) -> pa.Table:
-    """Add the window columns to ``batch`` (needs ``tokens`` and ``tag_ids``)."""
+def encode_windows(batch: pa.Table, tokenizer: Any, max_length: int, stride: int, label_all_subwords: bool,
+                   context: int = 0) -> pa.Table:
+    """Add the window columns to ``batch`` (needs ``tokens`` and ``tag_ids``).
+
+    ``context`` words of document context come from the batch's other sentences of
+    the same ``document`` and ``split``, in ``sid`` order (a missing column: every
+    sentence is its own document, one split, batch order).
+    """
     from raytag.models.subwords import encode_sentences
 
     tokens = batch.column("tokens").to_pylist()
     tag_ids = batch.column("tag_ids").to_pylist()
+    contexts = batch_contexts(batch, tokens, context) if context > 0 else None
     # Casing classes are always written (cheap): a casing model can train on any prepared corpus.
-    windows = (encode_sentences(tokenizer, tokens, tag_ids, max_length, stride, label_all_subwords, casing=True)
+    windows = (encode_sentences(tokenizer, tokens, tag_ids, max_length, stride, label_all_subwords, casing=True,
+                                contexts=contexts)
                if tokens else [])
     per_sentence: list[list[Any]] = [[] for _ in tokens]
     for window in windows:
@@ -70,6 +86,21 @@ def encode_windows(batch: pa.Table, tokenizer: Any, max_length: int, stride: int
     return batch
 
 
+def batch_contexts(batch: pa.Table, tokens: list[list[str]], size: int) -> list[tuple[list[str], list[str]]]:
+    """Each sentence's document context from the other sentences of ``batch`` (see :func:`encode_windows`)."""
+    from raytag.models.doc_context import sentence_contexts
+
+    n, names = batch.num_rows, batch.column_names
+    documents = batch.column("document").to_pylist() if "document" in names else list(range(n))
+    splits = batch.column("split").to_pylist() if "split" in names else [None] * n
+    order = np.argsort(batch.column("sid").to_numpy(), kind="stable") if "sid" in names else np.arange(n)
+    found = sentence_contexts([tokens[i] for i in order], [(splits[i], documents[i]) for i in order], size)
+    out: list[tuple[list[str], list[str]]] = [([], [])] * n
+    for position, index in enumerate(order):
+        out[index] = found[position]
+    return out
+
+
 class SubwordStage:
     """The :class:`raytag.encode_stage.EncodeStage` for transformer jobs."""
 
@@ -79,6 +110,7 @@ class SubwordStage:
         from raytag.models.transformer import load_tokenizer, resolve_encoder
 
         self.model = model
+        self.whole_documents = model.context > 0
         self.num_workers = num_workers
         self.source = resolve_encoder(model.encoder)
         # Load once on the driver: a missing encoder fails before any Ray work starts.
@@ -99,6 +131,7 @@ class SubwordStage:
                 "max_length": self.model.max_length,
                 "stride": self.model.stride,
                 "label_all_subwords": self.model.label_all_subwords,
+                "context": self.model.context,
             },
             # Elastic pool: one actor always, more while CPUs are free, so upstream
             # parse tasks can still be scheduled on a 2-CPU machine.
@@ -116,4 +149,5 @@ class SubwordStage:
             "stride": self.model.stride,
             "label_all_subwords": self.model.label_all_subwords,
             "casing_types": True,
+            "context": self.model.context,
         }

@@ -7,7 +7,7 @@ runtime computed the probabilities.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +15,8 @@ import numpy as np
 
 from raytag.decoding import EntitySpan, decode, offsets_for_tokens, spans_from_tags, tokenize_with_offsets
 
-__all__ = ["Prepared", "TaggedSentence", "TaggedToken", "prepare_inputs", "tag_words", "tagged_sentence"]
+__all__ = ["Prepared", "TaggedSentence", "TaggedToken", "by_document", "document_inputs", "predict_in_documents",
+           "prepare_inputs", "tag_words", "tagged_sentence"]
 
 # One input: its text, its words and their character offsets in the text.
 Prepared = tuple[str, list[str], list[tuple[int, int]]]
@@ -90,3 +91,48 @@ def tag_words(prepared: Sequence[Prepared], probs: Sequence[np.ndarray], labels:
         path = decode(p[None], [len(p)], labels, constrained=constrained)[0]
         results.append(tagged_sentence(item, p, path, labels, entity))
     return results
+
+
+# --- documents ------------------------------------------------------------------------------
+
+
+def document_inputs(documents: Sequence[Sequence[Sequence[str]]],
+                    size: int) -> tuple[list[Prepared], list[Any] | None, list[int]]:
+    """Documents (lists of token lists) → prepared sentences, their ``size``-word contexts, document indices."""
+    from raytag.models.doc_context import flatten_documents, sentence_contexts
+
+    sentences, keys = flatten_documents(documents)
+    contexts = sentence_contexts(sentences, keys, size) if size else None
+    return prepare_inputs(sentences), contexts, keys
+
+
+def by_document(results: Sequence[TaggedSentence], keys: Sequence[int], count: int) -> list[list[TaggedSentence]]:
+    """Sentence results back into their ``count`` documents."""
+    out: list[list[TaggedSentence]] = [[] for _ in range(count)]
+    for result, key in zip(results, keys, strict=True):
+        out[key].append(result)
+    return out
+
+
+def predict_in_documents(tagger: Any, sentences: Sequence[Sequence[str]], documents: Sequence[Hashable],
+                         batch_size: int = 64) -> list[TaggedSentence]:
+    """Tag token lists with their documents' context where the tagger reads context, else one by one.
+
+    ``documents[i]`` is sentence ``i``'s document key; a document's sentences are read
+    in the order given. A tagger reads context when it has ``predict_documents`` and a
+    ``context`` above 0 (a transformer trained with ``model.context``).
+    """
+    if len(documents) != len(sentences):
+        raise ValueError(f"{len(sentences)} sentences but {len(documents)} document keys")
+    if not getattr(tagger, "context", 0) or not hasattr(tagger, "predict_documents"):
+        return list(tagger.predict(sentences, batch_size=batch_size))
+    members: dict[Hashable, list[int]] = {}
+    for index, key in enumerate(documents):
+        members.setdefault(key, []).append(index)
+    groups = list(members.values())
+    tagged = tagger.predict_documents([[sentences[i] for i in group] for group in groups], batch_size=batch_size)
+    out: list[Any] = [None] * len(sentences)
+    for group, results in zip(groups, tagged, strict=True):
+        for index, result in zip(group, results, strict=True):
+            out[index] = result
+    return out

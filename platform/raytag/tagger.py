@@ -18,6 +18,7 @@ import numpy as np
 from raytag.artifact_files import CHARS_FILE, TAGGER_FILE, TRANSFORMER_MODEL_DIR, WORDS_FILE
 from raytag.onnx_tagger import OnnxTransformerTagger
 from raytag.tagged import TaggedSentence, TaggedToken, prepare_inputs, tag_words, tagged_sentence
+from raytag.tagged import Prepared, by_document, document_inputs
 
 __all__ = ["RUNTIMES", "TAGGERS", "TAGGER_FILE", "TRANSFORMER_MODEL_DIR", "BiLSTMTagger", "TaggedSentence",
            "TaggedToken", "Tagger", "TransformerTagger", "load_tagger"]
@@ -98,7 +99,9 @@ class TransformerTagger:
     """A fine-tuned transformer artifact (a ``save_pretrained`` directory) for in-process prediction.
 
     Texts longer than the model's window are tagged through overlapping windows
-    (``stride`` words of context), so every word gets a prediction.
+    (``stride`` words of context), so every word gets a prediction. A model trained with
+    document context (``context`` words) uses it in :meth:`predict_documents`;
+    :meth:`predict` tags each input on its own.
     """
 
     kind = "transformer"
@@ -117,6 +120,7 @@ class TransformerTagger:
         self.max_length = int(meta["max_length"])
         self.stride = int(meta["stride"])
         self.casing = bool(meta.get("casing", False))
+        self.context = int(meta.get("context", 0))
         model_dir = self.directory / meta.get("model_dir", TRANSFORMER_MODEL_DIR)
         self.tokenizer = load_tokenizer(model_dir)
         self.model = AutoModelForTokenClassification.from_pretrained(str(model_dir))
@@ -129,12 +133,24 @@ class TransformerTagger:
 
     def predict(self, inputs: Sequence[str] | Sequence[Sequence[str]], batch_size: int = 64) -> list[TaggedSentence]:
         """Tag texts (tokenized by :func:`raytag.decoding.tokenize_with_offsets`) or token lists."""
+        return self._tag(prepare_inputs(inputs), None, batch_size)
+
+    def predict_documents(self, documents: Sequence[Sequence[Sequence[str]]],
+                          batch_size: int = 64) -> list[list[TaggedSentence]]:
+        """Tag documents (each a list of token lists), every sentence with the words around it.
+
+        One result list per document, one result per sentence. With a model trained
+        without document context this tags exactly as :meth:`predict`.
+        """
+        prepared, contexts, keys = document_inputs(documents, self.context)
+        return by_document(self._tag(prepared, contexts, batch_size), keys, len(documents))
+
+    def _tag(self, prepared: list[Prepared], contexts: list | None, batch_size: int) -> list[TaggedSentence]:
         from raytag.models.transformer import word_probabilities
 
-        prepared = prepare_inputs(inputs)
         probs = word_probabilities(
             self.model, self.tokenizer, [p[1] for p in prepared], self.max_length, self.stride, batch_size,
-            casing=self.casing,
+            casing=self.casing, contexts=contexts,
         )
         return tag_words(prepared, probs, self.labels, self.entity, self.constrained)
 

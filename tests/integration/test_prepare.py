@@ -170,3 +170,50 @@ def test_cli_prepare_prints_statistics(ray_local, tmp_path):
     assert manifest["config"]["split"]["seed"] == 9
     bad = CliRunner().invoke(app, ["prepare", str(config), "--out", str(tmp_path / "o")])
     assert bad.exit_code == 2 and "exists" in bad.output  # a user error
+
+
+def test_document_context_windows_survive_chunking_and_splits(ray_local, tmp_path):
+    from raytag.config import TransformerConfig
+    from raytag.corpus.prepared import PreparedCorpus
+    from raytag.corpus.readers import ReaderOptions, read_sentences
+    from raytag.models.transformer import load_tokenizer
+    from raytag.subword_stage import WINDOW_COLUMNS, encode_windows
+    from tests.helpers import tiny_encoder
+
+    text = synthetic_conll(240, seed=5, document_every=9)
+    corpus = write(tmp_path, "c.conll", text)
+    encoder = tiny_encoder(tmp_path / "encoder", ["alpha", "beta", "gamma", "said", "the", "ada", "paris"])
+    job = JobConfig(
+        name="ctx", corpus=CorpusConfig(format="conll", path=str(corpus)),
+        split=SplitConfig(ratios={"train": 0.8, "dev": 0.2}, seed=1),
+        # Small chunks: without document-aligned cuts most documents would straddle two.
+        prepare=PrepareConfig(num_workers=2, chunk_bytes=1024),
+        model=TransformerConfig(encoder=str(encoder), max_length=24, stride=2, context=6),
+    )
+    prepared = PreparedCorpus(prepare(job, tmp_path / "out").directory)
+    assert prepared.manifest["stages"]["subwords"]["context"] == 6
+    read = read_sentences(text.encode(), ReaderOptions(format="conll"), "c.conll")
+    document_of = {s.line: s.document for s in read}
+    tokenizer = load_tokenizer(prepared.directory / "tokenizer")
+    shards_of: dict[int, set[str]] = {}
+    for split in prepared.splits:
+        table = prepared.table(split)
+        assert len(prepared.manifest["splits"][split]["shards"]) > 3  # really cut into chunks
+        # Document ids follow the -DOCSTART- lines, whichever chunk a sentence was parsed in.
+        assert [document_of[line] for line in table.column("line").to_pylist()] == \
+            [d & ((1 << 40) - 1) for d in table.column("document").to_pylist()]
+        for path in prepared.shard_paths(split):
+            for document in set(pq.read_table(path, columns=["document"]).column("document").to_pylist()):
+                shards_of.setdefault(document, set()).add(path.rpartition("part-")[2])
+        # The windows cut chunk by chunk on Ray equal those cut from the whole split at once.
+        whole = encode_windows(table.select(["sid", "document", "tokens", "tag_ids"]), tokenizer, 24, 2,
+                               False, context=6)
+        for name in WINDOW_COLUMNS:
+            assert table.column(name).to_pylist() == whole.column(name).to_pylist(), name
+        ids = [w for ws in table.column("window_input_ids").to_pylist() for w in ws]
+        assert all(len(w) <= 24 for w in ids)
+        labelled = sum(x != -100 for ws in table.column("window_labels").to_pylist() for w in ws for x in w)
+        assert labelled == sum(len(t) for t in table.column("tokens").to_pylist())
+        assert sum(len(w) for w in ids) > 1.5 * sum(len(t) + 2 for t in table.column("tokens").to_pylist())
+    # Each document sits in one chunk (its sentences of both splits in that chunk's shards).
+    assert len(shards_of) == 240 // 9 + 1 and all(len(chunks) == 1 for chunks in shards_of.values())

@@ -91,6 +91,36 @@ def test_int8_variant_loads_and_stays_close_to_fp32(exported) -> None:
     assert (int8_dir / ONNX_MODEL_FILE).stat().st_size < (fp32_dir / ONNX_MODEL_FILE).stat().st_size
 
 
+def test_onnx_reads_document_context_as_the_torch_tagger_does(exported, tmp_path: Path) -> None:
+    import shutil
+
+    from raytag.models.doc_context import flatten_documents, sentence_contexts
+
+    registry: Registry = exported["registry"]
+    taggers = []
+    for alias in ("v1", "onnx"):
+        # Copies of both artifacts, marked as trained with 4 words of document context.
+        copy = Path(shutil.copytree(registry.fetch(f"tiny@{alias}"), tmp_path / alias))
+        meta = json.loads((copy / TAGGER_FILE).read_text())
+        (copy / TAGGER_FILE).write_text(json.dumps({**meta, "context": 4}))
+        taggers.append(load_tagger(copy, device="cpu"))
+    torch_tagger, onnx_tagger = taggers
+    assert isinstance(onnx_tagger, OnnxTransformerTagger) and onnx_tagger.context == torch_tagger.context == 4
+    documents = [_sentences()[:2], _sentences()[3:]]
+    sentences, keys = flatten_documents(documents)
+    contexts = sentence_contexts(sentences, keys, 4)
+    expected = transformer.word_probabilities(torch_tagger.model, torch_tagger.tokenizer, sentences, 16, 2,
+                                              contexts=contexts)
+    got = onnx_tagger.word_probabilities(sentences, batch_size=2, contexts=contexts)
+    for e, g in zip(expected, got, strict=True):
+        np.testing.assert_allclose(g, e, atol=FP32_TOLERANCE, rtol=0)
+    ours, theirs = onnx_tagger.predict_documents(documents), torch_tagger.predict_documents(documents)
+    assert [len(d) for d in ours] == [2, 2]
+    assert [[s.tags for s in d] for d in ours] == [[s.tags for s in d] for d in theirs]
+    assert [t.score for d in ours for s in d for t in s.tokens] == pytest.approx(
+        [t.score for d in theirs for s in d for t in s.tokens], abs=FP32_TOLERANCE)
+
+
 def test_registry_records_variants_with_checksums_aliases_and_source(exported) -> None:
     registry: Registry = exported["registry"]
     fp32, int8 = exported["fp32"], exported["int8"]

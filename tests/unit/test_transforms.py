@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import json
 import random
 
@@ -11,6 +12,7 @@ import pytest
 
 from raytag.config import SplitConfig
 from raytag.corpus import columnar, transforms
+from raytag.corpus.chunks import document_starts
 from raytag.corpus.readers import (
     ReaderOptions,
     parse_chunk,
@@ -174,15 +176,21 @@ def test_sentence_id():
 # --- parsing chunk rows -----------------------------------------------------------------------
 
 
-def chunk_table(files: list[tuple[str, bytes, str | None]], options: ReaderOptions, target: int):
+def chunk_table(files: list[tuple[str, bytes, str | None]], options: ReaderOptions, target: int,
+                whole_documents: bool = False):
     """Chunk rows as the prepare stage builds them, plus each file's header."""
     rows, headers = [], {}
     for index, (name, data, split) in enumerate(files):
         headers[index] = read_header(data, options, name)
-        for chunk in split_chunks(data, options.format, target, skip_header=options.format == "gmb_csv"):
+        markers = document_starts(data, options.encoding, options.separator) if options.format == "conll" else []
+        offsets = [offset for offset, _ in markers]
+        for chunk in split_chunks(data, options.format, target, skip_header=options.format == "gmb_csv",
+                                  documents=offsets if whole_documents else None):
+            before = bisect.bisect_left(offsets, chunk.start)
             rows.append({
                 "chunk": len(rows), "file_index": index, "file": name, "split": split,
-                "start": chunk.start, "first_line": chunk.first_line, "data": data[chunk.start : chunk.end],
+                "start": chunk.start, "first_line": chunk.first_line,
+                "document_line": markers[before - 1][1] if before else 0, "data": data[chunk.start : chunk.end],
             })
     return pa.Table.from_pylist(rows), headers
 
@@ -195,6 +203,7 @@ def expected_rows(files: list[tuple[str, bytes, str | None]], options: ReaderOpt
             error = structural_problem(s)
             out.append({
                 "sid": sentence_id(index, s.line), "file": name, "line": s.line, "split": split,
+                "document": sentence_id(index, s.line if s.document is None else s.document),
                 "tokens": s.tokens, "tags": s.tags, "error": error,
                 "error_line": None if error is None else (s.error_line if s.error_line is not None else s.line),
             })

@@ -2,13 +2,16 @@
 
 A chunk is a byte range cut at a sentence boundary that knows its first line and
 byte offset in the original file, so errors found while parsing any chunk name
-the same file, line and byte offset however the work is split.
+the same file, line and byte offset however the work is split. CoNLL chunks can
+also be cut only where a document starts, so a chunk holds whole documents.
 """
 
 from __future__ import annotations
 
+import bisect
 import codecs
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from raytag.errors import CorpusError
@@ -20,6 +23,9 @@ from raytag.errors import CorpusError
 # surrogates, which no UTF-8 output (Arrow, Parquet, JSON) can hold.
 _ASCII_PROBE = bytes(range(0x20, 0x7F)) + b"\t\r\n\\u0041\\x41+AGEA-"
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# The CoNLL line that opens a document (its other columns do not matter).
+DOCSTART = "-DOCSTART-"
+_MARKER_LINE = re.compile(rb"^[^\n]*-DOCSTART-[^\n]*", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -81,8 +87,37 @@ _BLANK_LINE = re.compile(rb"\n[ \t\r]*\n")
 _NEW_GMB_SENTENCE = re.compile(rb"\n[^,\r\n]")
 
 
-def split_chunks(data: bytes, fmt: str, target_bytes: int, skip_header: bool = False) -> list[Chunk]:
-    """Cut ``data`` into chunks of about ``target_bytes`` on sentence boundaries."""
+def line_fields(line: str, sep: str | None) -> list[str]:
+    """A CoNLL line's columns; a blank line has none."""
+    return line.split() if sep is None else line.split(sep) if line.strip() else []
+
+
+def document_starts(data: bytes, encoding: str, separator: str | None) -> list[tuple[int, int]]:
+    """Byte offset and line number of every ``-DOCSTART-`` line of CoNLL ``data``.
+
+    A line counts exactly when the CoNLL parser reads it as a marker (first column).
+    """
+    out: list[tuple[int, int]] = []
+    line, last = 1, 0
+    for match in _MARKER_LINE.finditer(data):
+        line += data.count(b"\n", last, match.start())
+        last = match.start()
+        text = match.group().decode(encoding, errors="replace").rstrip("\r")
+        # decode() drops a byte-order mark at the start of a file; so must this.
+        fields = line_fields(text.removeprefix("\ufeff") if match.start() == 0 else text, separator)
+        if fields and fields[0] == DOCSTART:
+            out.append((match.start(), line))
+    return out
+
+
+def split_chunks(data: bytes, fmt: str, target_bytes: int, skip_header: bool = False,
+                 documents: Sequence[int] | None = None) -> list[Chunk]:
+    """Cut ``data`` into chunks of about ``target_bytes`` on sentence boundaries.
+
+    ``documents`` (CoNLL): the byte offsets of the file's ``-DOCSTART-`` lines
+    (:func:`document_starts`); past the first, chunks are cut only at those, so no
+    document is split over two chunks.
+    """
     start, line = 0, 1
     if skip_header:
         end_of_header = data.find(b"\n")
@@ -90,11 +125,23 @@ def split_chunks(data: bytes, fmt: str, target_bytes: int, skip_header: bool = F
         line = 2
     chunks: list[Chunk] = []
     while start < len(data):
-        cut = _next_boundary(data, fmt, start, start + max(target_bytes, 1))
+        pos = start + max(target_bytes, 1)
+        cut = _next_boundary(data, fmt, start, pos)
+        if documents and fmt == "conll":
+            cut = _document_cut(documents, start, pos, cut, len(data))
         chunks.append(Chunk(start, cut, line))
         line += data.count(b"\n", start, cut)
         start = cut
     return chunks
+
+
+def _document_cut(documents: Sequence[int], start: int, pos: int, cut: int, end: int) -> int:
+    """The cut at or after ``pos`` that keeps documents whole (``cut``: the plain sentence cut)."""
+    if start < documents[0]:
+        # Before a file's first marker every sentence is a document of its own: any sentence cut will do.
+        return min(cut, documents[0])
+    at = bisect.bisect_left(documents, pos)
+    return documents[at] if at < len(documents) else end
 
 
 def _next_boundary(data: bytes, fmt: str, start: int, pos: int) -> int:

@@ -91,6 +91,17 @@ class PreparedCorpus:
         self.require_split(split)
         return int(self.manifest["splits"][split]["sentences"])
 
+    def documents(self, split: str) -> list[int]:
+        """Each sentence's document id, in file order (:meth:`table`'s order).
+
+        A corpus prepared before documents were recorded has no ``document`` column:
+        each sentence is then a document of its own.
+        """
+        paths = self.shard_paths(split)
+        if paths and "document" in pq.read_schema(paths[0]).names:
+            return self.table(split, columns=["document"]).column("document").to_pylist()
+        return list(range(sum(pq.read_metadata(path).num_rows for path in paths)))
+
     def table(self, split: str, columns: list[str] | None = None) -> pa.Table:
         """A whole split in memory, in file order."""
         tables = [pq.read_table(path, columns=columns) for path in self.shard_paths(split)]

@@ -11,6 +11,12 @@ Parsers never raise on malformed sentences: they return a :class:`Sentence` with
 must not raise in Ray workers either, where an error loses its type on the way back.
 Whole-file problems (missing file, undecodable bytes, missing header, the column
 layout) raise :class:`~raytag.errors.CorpusError` when the file is opened.
+
+Documents: in CoNLL files a ``-DOCSTART-`` line opens a document that runs to the
+next one; a sentence records the line of its document's marker. Sentences before a
+file's first marker (all of them in a file without one) and every sentence of the
+other formats have no document: each is a document of its own, so nothing unrelated
+becomes context (:mod:`raytag.models.doc_context`).
 """
 
 from __future__ import annotations
@@ -21,11 +27,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 # Re-exported: the byte-level half of reading lives in chunks.py.
-from raytag.corpus.chunks import Chunk, check_encoding, decode, lone_surrogate, split_chunks  # noqa: F401
+from raytag.corpus.chunks import DOCSTART, Chunk, check_encoding, decode, lone_surrogate, split_chunks  # noqa: F401
+from raytag.corpus.chunks import line_fields as _fields
 from raytag.errors import CorpusError
 
 FORMATS = ("conll", "gmb_csv", "jsonl")
-DOCSTART = "-DOCSTART-"
 DEFAULT_COLUMNS: dict[str, tuple[int | str, int | str]] = {"conll": (0, -1), "gmb_csv": ("Word", "Tag")}
 # The tag every token of an untagged corpus (``tagged: false``) gets.
 UNTAGGED = "O"
@@ -72,6 +78,8 @@ class Sentence:
     line: int
     error: str | None = None
     error_line: int | None = None
+    # Line of the ``-DOCSTART-`` that opened the sentence's document; None: a document of its own.
+    document: int | None = None
 
 
 @dataclass
@@ -104,11 +112,6 @@ def _column_index(
     if spec not in names:
         raise CorpusError(file, None, f"{what} {spec!r} is not one of the columns {list(names)}")
     return list(names).index(spec)
-
-
-def _fields(line: str, sep: str | None) -> list[str]:
-    """A CoNLL line's columns; a blank line has none."""
-    return line.split() if sep is None else line.split(sep) if line.strip() else []
 
 
 def _first_token_line(data: bytes, options: ReaderOptions, file: str) -> tuple[int, list[str]] | None:
@@ -178,16 +181,22 @@ def read_header(data: bytes, options: ReaderOptions, file: str) -> Header:
 # --- parsers --------------------------------------------------------------------------------
 
 
-def parse_chunk(text: str, options: ReaderOptions, header: Header, file: str, first_line: int) -> list[Sentence]:
-    """Parse decoded chunk text into sentences (errors recorded, never raised)."""
+def parse_chunk(text: str, options: ReaderOptions, header: Header, file: str, first_line: int,
+                document: int | None = None) -> list[Sentence]:
+    """Parse decoded chunk text into sentences (errors recorded, never raised).
+
+    ``document``: the line of the last ``-DOCSTART-`` before the chunk (CoNLL), whose
+    document the chunk's first sentences belong to.
+    """
     if options.format == "conll":
-        return list(_parse_conll(text, header, options.separator, file, first_line))
+        return list(_parse_conll(text, header, options.separator, file, first_line, document))
     if options.format == "gmb_csv":
         return list(_parse_gmb(text, header, file, first_line))
     return list(_parse_jsonl(text, options, file, first_line))
 
 
-def _parse_conll(text: str, header: Header, sep: str | None, file: str, first_line: int) -> Iterator[Sentence]:
+def _parse_conll(text: str, header: Header, sep: str | None, file: str, first_line: int,
+                 document: int | None) -> Iterator[Sentence]:
     width = header.width
     tokens: list[str] = []
     tags: list[str] = []
@@ -201,8 +210,9 @@ def _parse_conll(text: str, header: Header, sep: str | None, file: str, first_li
         fields = _fields(raw.rstrip("\r"), sep)
         if not fields or fields[0] == DOCSTART:
             if tokens or error:
-                yield _sentence(tokens, tags, file, start, error)
+                yield _sentence(tokens, tags, file, start, error, document)
             tokens, tags, error = [], [], None
+            document = number if fields else document
             continue
         if not tokens and error is None:
             start = number
@@ -216,13 +226,14 @@ def _parse_conll(text: str, header: Header, sep: str | None, file: str, first_li
         tokens.append(fields[header.token_index])
         tags.append(UNTAGGED if header.tag_index is None else fields[header.tag_index])
     if tokens or error:
-        yield _sentence(tokens, tags, file, start, error)
+        yield _sentence(tokens, tags, file, start, error, document)
 
 
-def _sentence(tokens: list[str], tags: list[str], file: str, line: int, error: tuple[int, str] | None) -> Sentence:
+def _sentence(tokens: list[str], tags: list[str], file: str, line: int, error: tuple[int, str] | None,
+              document: int | None = None) -> Sentence:
     if error is None:
-        return Sentence(tokens, tags, file, line)
-    return Sentence(tokens, tags, file, line, error=error[1], error_line=error[0])
+        return Sentence(tokens, tags, file, line, document=document)
+    return Sentence(tokens, tags, file, line, error=error[1], error_line=error[0], document=document)
 
 
 def _parse_gmb(text: str, header: Header, file: str, first_line: int) -> Iterator[Sentence]:

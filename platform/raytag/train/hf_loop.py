@@ -192,9 +192,14 @@ class DevSet:
     """The dev split's words and gold tags, scored at word level after subword prediction."""
 
     def __init__(self, corpus: PreparedCorpus, split: str, model: TransformerConfig, constrained: bool) -> None:
+        from raytag.models.doc_context import sentence_contexts
+
         table = corpus.table(split, columns=["tokens", "tags"])
         self.tokens = table.column("tokens").to_pylist()
         self.tags = table.column("tags").to_pylist()
+        # The same document context the training windows had (none with model.context 0).
+        self.contexts = (sentence_contexts(self.tokens, corpus.documents(split), model.context)
+                         if model.context else None)
         self.labels = corpus.labels.items
         self.entity = corpus.entity
         self.model = model
@@ -214,6 +219,7 @@ class DevSet:
         probs = word_probabilities(
             _unwrap(model), tokenizer, [self.tokens[i] for i in mine], self.model.max_length, self.model.stride,
             batch_size=max(8, batch_size), casing=self.model.casing,
+            contexts=[self.contexts[i] for i in mine] if self.contexts is not None else None,
         )
         predicted: dict[int, list[str]] = {}
         for i, p in zip(mine, probs, strict=True):

@@ -42,11 +42,21 @@ class TransformerAdapter:
                 f"{corpus.directory} was prepared without casing classes, which model.casing needs; "
                 "prepare it again (`raytag prepare <job> --overwrite`)"
             )
+        prepared_context = int(stage.get("context", 0))
+        if prepared_context != model_config(job).context:
+            raise ConfigError(
+                f"{corpus.directory} has windows with {prepared_context} words of document context but "
+                f"model.context is {model_config(job).context}; prepare it again (`raytag prepare <job> "
+                "--overwrite`) or give the job its own prepare.output_dir"
+            )
 
     def train_columns(self, job: JobConfig) -> list[str]:
         casing = ["window_type_ids"] if model_config(job).casing else []
-        # Augmentation re-cuts windows from the (perturbed) words and their tags.
+        # Augmentation re-cuts windows from the (perturbed) words and their tags, and
+        # with document context from their documents' other sentences.
         extra = ["tokens", "tag_ids"] if job.train.augment.enabled else []
+        if extra and model_config(job).context:
+            extra += ["sid", "document"]
         return ["window_input_ids", "window_labels", *casing, *extra]
 
     def worker_loop(self) -> Callable[[dict[str, Any]], None]:
@@ -91,5 +101,7 @@ class TransformerAdapter:
         model.save_pretrained(str(out / TRANSFORMER_MODEL_DIR))
         tokenizer.save_pretrained(str(out / TRANSFORMER_MODEL_DIR))
         shutil.copyfile(corpus.directory / LABELS_FILE, out / LABELS_FILE)
+        # Artifacts without document context keep the keys they always had.
+        context = {"context": model_cfg.context} if model_cfg.context else {}
         return {"max_length": model_cfg.max_length, "stride": model_cfg.stride, "encoder": model_cfg.encoder,
-                "model_dir": TRANSFORMER_MODEL_DIR, "casing": model_cfg.casing}
+                "model_dir": TRANSFORMER_MODEL_DIR, "casing": model_cfg.casing, **context}
