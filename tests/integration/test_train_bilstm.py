@@ -75,12 +75,13 @@ def test_two_workers_identical_weights_and_recovery_from_a_dead_worker(ray_local
 
 
 def test_two_workers_stay_identical_with_crf_casing_schedule_and_noise(ray_local, tmp_path, conll_corpus):
-    # The CRF's own train step, the schedule and the per-worker noise must keep replicas in step.
+    # The CRF's own train step, the schedule, the per-worker noise and the frozen piece vectors
+    # (re-encoded from the noisy spellings) must keep replicas in step.
     model = SMALL.model_copy(update={"char_features": "cnn", "casing_features": True, "output": "crf",
-                                     "warmup_ratio": 0.2})
+                                     "warmup_ratio": 0.2, "encoder_vectors": True})
     job = _job(tmp_path, "noisy", CorpusConfig(format="conll", path="unused"), num_workers=2, epochs=2,
                early_stopping_patience=None, lr_schedule="cosine", word_dropout=0.2,
-               augment=AugmentConfig(sentences=0.3))
+               word_dropout_scope="rare", augment=AugmentConfig(sentences=0.3))
     job = job.model_copy(update={"model": model})
     digests = tmp_path / "digests"
     digests.mkdir()
@@ -90,6 +91,7 @@ def test_two_workers_stay_identical_with_crf_casing_schedule_and_noise(ray_local
     for epoch in (1, 2):
         files = list(digests.glob(f"weights-rank*-epoch{epoch}.sha256"))
         assert len(files) == 2 and len({p.read_text() for p in files}) == 1, f"replicas diverged at epoch {epoch}"
+    assert all(0 <= h["dev_f1"] <= 1 for h in outcome.history)  # dev evaluated with the piece ids
 
 
 class Recorder:
