@@ -60,6 +60,15 @@ def tags(model: keras.Model, inputs) -> list[list[str]]:
     return [[LABELS.items[i] for i in path] for path in paths]
 
 
+def assert_tags_like_the_model(tagger, sentences, probs, paths, labels: Vocabulary) -> None:
+    """The Tagger's tags are the model's decoded paths and its token scores the model's probabilities."""
+    results = tagger.predict(sentences)
+    assert [r.tags for r in results] == [[labels.items[i] for i in path] for path in paths]
+    for result, row in zip(results, probs):
+        scores = [t.score for t in result.tokens]
+        np.testing.assert_allclose(scores, row[np.arange(len(scores)), labels.encode(result.tags)], atol=1e-5)
+
+
 @pytest.fixture(scope="module")
 def fitted() -> keras.Model:
     keras.utils.set_random_seed(0)
@@ -170,12 +179,7 @@ def test_exported_artifact_tags_like_the_model(tmp_path: Path) -> None:
     probs, emissions = predict_outputs(model, inputs)
     paths = decode_outputs(probs, emissions, transition_scores(model), [len(s) for s in sentences],
                            corpus.labels.items, constrained=False)
-    results = load_tagger(out, device="cpu").predict(sentences)
-    assert [r.tags for r in results] == [[corpus.labels.items[i] for i in path] for path in paths]
-    for result, row in zip(results, probs):
-        scores = [t.score for t in result.tokens]
-        np.testing.assert_allclose(scores, row[np.arange(len(scores)), corpus.labels.encode(result.tags)],
-                                   atol=1e-5)
+    assert_tags_like_the_model(load_tagger(out, device="cpu"), sentences, probs, paths, corpus.labels)
 
 
 def test_encoder_vectors_are_the_frozen_mean_of_a_words_pieces_for_seen_and_unseen_words() -> None:
@@ -244,12 +248,7 @@ def test_exported_artifact_with_encoder_vectors_tags_like_the_model_without_the_
         raise FileNotFoundError("no encoder package")
 
     monkeypatch.setattr(subwords, "bundled_encoder_path", gone)
-    results = load_tagger(out, device="cpu").predict(sentences)
-    assert [r.tags for r in results] == [[corpus.labels.items[i] for i in path] for path in paths]
-    for result, row in zip(results, probs):
-        scores = [t.score for t in result.tokens]
-        np.testing.assert_allclose(scores, row[np.arange(len(scores)), corpus.labels.encode(result.tags)],
-                                   atol=1e-5)
+    assert_tags_like_the_model(load_tagger(out, device="cpu"), sentences, probs, paths, corpus.labels)
 
     # The model card's stock-TensorFlow recipe runs as printed on this artifact (chars, casing,
     # pieces, CRF) and scores like raytag: a CRF's SavedModel returns its emission scores.
