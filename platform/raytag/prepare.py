@@ -13,12 +13,12 @@ The output directory is written under a temporary name and renamed into place
 only when everything succeeded; a failed run leaves nothing behind. Identical
 inputs and config give byte-identical shards whatever the number of workers,
 because sentence ids, the split and the shard layout depend only on the data.
+Shards and the manifest are written by :mod:`raytag.prepare_output`.
 """
 
 from __future__ import annotations
 
 import bisect
-import hashlib
 import json
 import shutil
 import uuid
@@ -31,10 +31,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-import raytag
-from raytag.config import JobConfig, resolved
+from raytag.config import JobConfig
 from raytag.corpus import columnar, readers, sources, transforms
 from raytag.artifact_files import MANIFEST, VOCAB_FILES
 from raytag.corpus.chunks import document_starts
@@ -42,6 +40,7 @@ from raytag.corpus.schemes import detect_scheme, label_order
 from raytag.corpus.vocab import Vocabulary
 from raytag.encode_stage import EncodeStage, PrepareContext
 from raytag.errors import ConfigError, CorpusError, RaytagError
+from raytag.prepare_output import build_manifest, write_chunk
 
 
 ERROR_EXAMPLES = 20
@@ -228,14 +227,14 @@ def _run(config: JobConfig, staging: Path, stages: Sequence[EncodeStage]) -> dic
         stage.fit(context)
         encoded = stage.apply(encoded)
     shard_rows = encoded.map_batches(
-        _write_chunk, batch_size=None, fn_kwargs={"root": str(staging)}, **map_args
+        write_chunk, batch_size=None, fn_kwargs={"root": str(staging)}, **map_args
     ).take_all()
 
     for stage in stages:
         stage_info[stage.name] = stage.save(staging)
     for vocabulary, name in zip((words, chars, labels), VOCAB_FILES, strict=True):
         vocabulary.save(staging / name)
-    manifest = _manifest(config, context, inputs, layout, stats, error_report, shard_rows, staging, stage_info)
+    manifest = build_manifest(config, context, inputs, layout, stats, error_report, shard_rows, staging, stage_info)
     (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
     return manifest
 
@@ -365,71 +364,3 @@ def _statistics(rows: list[dict], config: JobConfig) -> dict[str, Any]:
     for counts in tags.values():
         all_tags.update(counts)
     return {"tags": tags, "sizes": sizes, "tags_all": all_tags, "words": words}
-
-
-def _write_chunk(batch: pa.Table, root: str) -> pa.Table:
-    """Write one chunk's sentences, one file per split, named by the chunk index."""
-    out: dict[str, list] = {k: [] for k in ("split", "path", "rows", "tokens", "sha256")}
-    if batch.num_rows == 0:
-        return pa.table(out, schema=_SHARD_SCHEMA)
-    chunks = pc.unique(batch.column("chunk")).to_pylist()
-    if len(chunks) != 1:
-        raise RuntimeError(f"a write batch spans chunks {chunks}; blocks must stay one per chunk")
-    for split in sorted(pc.unique(batch.column("split")).to_pylist()):
-        table = batch.filter(pc.equal(batch.column("split"), split)).sort_by("sid").drop_columns(["split", "chunk"])
-        relative = f"splits/{split}/part-{chunks[0]:05d}.parquet"
-        path = Path(root) / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(table, path, compression="zstd")
-        out["split"].append(split)
-        out["path"].append(relative)
-        out["rows"].append(table.num_rows)
-        out["tokens"].append(int(pc.sum(table.column("length")).as_py() or 0))
-        out["sha256"].append(hashlib.sha256(path.read_bytes()).hexdigest())
-    return pa.table(out, schema=_SHARD_SCHEMA)
-
-
-_SHARD_SCHEMA = pa.schema([("split", pa.string()), ("path", pa.string()), ("rows", pa.int64()),
-                           ("tokens", pa.int64()), ("sha256", pa.string())])
-
-
-def _manifest(
-    config: JobConfig, context: PrepareContext, inputs: list[dict], layout: dict[str, np.ndarray],
-    stats: dict[str, Any], errors: dict[str, Any], shard_rows: list[dict], staging: Path, stage_info: dict,
-) -> dict[str, Any]:
-    shards = sorted(shard_rows, key=lambda r: r["path"])
-    vocab_files = {name: hashlib.sha256((staging / name).read_bytes()).hexdigest()
-                   for name in VOCAB_FILES}
-    fingerprint = hashlib.sha256()
-    for entry in [*((s["path"], s["sha256"]) for s in shards), *sorted(vocab_files.items())]:
-        fingerprint.update(f"{entry[0]}\0{entry[1]}\n".encode())
-    splits = {}
-    for name in layout:
-        size = stats["sizes"].get(name, {})
-        splits[name] = {
-            "sentences": int(size.get("sentences", 0)),
-            "tokens": int(size.get("tokens", 0)),
-            "tags": dict(sorted(stats["tags"].get(name, {}).items())),
-            "shards": [s["path"] for s in shards if s["split"] == name],
-        }
-    return {
-        "format_version": 1,
-        "name": config.name,
-        "raytag_version": raytag.__version__,
-        "inputs": inputs,
-        "scheme": {"source": context.scheme, "stored": "iob2" if context.entity else "plain"},
-        "entity": context.entity,
-        "labels": context.labels.items,
-        "splits": splits,
-        "totals": {
-            "sentences": sum(s["sentences"] for s in splits.values()),
-            "tokens": sum(s["tokens"] for s in splits.values()),
-        },
-        "vocab": {"words": len(context.words), "chars": len(context.chars), "labels": len(context.labels),
-                  "files": vocab_files},
-        "errors": errors,
-        "shards": [{k: s[k] for k in ("path", "rows", "tokens", "sha256")} for s in shards],
-        "stages": stage_info,
-        "fingerprint": fingerprint.hexdigest(),
-        "config": resolved(config),
-    }

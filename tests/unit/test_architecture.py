@@ -18,8 +18,8 @@ PACKAGE_DIR = Path(__file__).resolve().parents[2] / "platform" / "raytag"
 # Plain-Python layers: readers, models, decoding, metrics, the registry and the Tagger API
 # are used by training, tuning, serving and the CLI, never the other way round.
 LOWER = ("raytag.corpus", "raytag.models", "raytag.decoding", "raytag.evaluate", "raytag.registry",
-         "raytag.registry_refs", "raytag.registry_files", "raytag.tagger", "raytag.tagged", "raytag.onnx_tagger",
-         "raytag.onnx_export", "raytag.model_card")
+         "raytag.registry_refs", "raytag.registry_files", "raytag.registry_store", "raytag.tagger", "raytag.tagged",
+         "raytag.onnx_tagger", "raytag.onnx_export", "raytag.model_card")
 TUNE = ("raytag.tune", "raytag.tune_config", "raytag.tune_results")
 UPPER = ("raytag.train", *TUNE, "raytag.serving", "raytag.cli")
 RULES: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
