@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from raytag.config import SplitConfig
-from raytag.corpus import columnar, transforms
+from raytag.corpus import columnar
 from raytag.corpus.chunks import document_starts
 from raytag.corpus.readers import (
     ReaderOptions,
