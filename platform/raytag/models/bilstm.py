@@ -67,15 +67,13 @@ SAVED_MODEL_DIR = "saved_model"
 SERVING_OUTPUT = "scores"
 
 
-def build_model(config: BiLSTMConfig, num_words: int, num_chars: int, num_labels: int,
-                piece_vectors: np.ndarray | None = None) -> keras.Model:
+def build_model(config: BiLSTMConfig, num_words: int, num_chars: int, num_labels: int) -> keras.Model:
     """Build (not compile) the tagger.
 
     Inputs (a dict): ``word_ids`` int32 ``[batch, time]``; unless
     ``config.char_features == "none"``, ``char_ids`` int32 ``[batch, time, max_word_length]``;
     with ``config.encoder_vectors``, ``piece_ids`` int32 ``[batch, time, max_word_pieces]``
-    (their table is ``piece_vectors``, by default the bundled encoder's; a model about to
-    load saved weights can skip reading it by passing any array of the right shape);
+    (looked up in the bundled encoder's frozen WordPiece table);
     with ``config.casing_features``, ``casing_ids`` int32 ``[batch, time]``.
     Output, carrying the word mask: softmax probabilities ``[batch, time, num_labels]``, or
     with ``config.output == "crf"`` emission scores of that shape from a :class:`CRFTagger`.
@@ -100,7 +98,7 @@ def build_model(config: BiLSTMConfig, num_words: int, num_chars: int, num_labels
         # Concatenate ANDs masks, treating the mask-less char features as all-real.
         x = keras.layers.Concatenate(name="word_and_chars")([x, chars])
     if config.encoder_vectors:
-        table = bundled_piece_vectors() if piece_vectors is None else piece_vectors
+        table = bundled_piece_vectors()
         inputs["piece_ids"] = keras.Input(shape=(None, config.max_word_pieces), dtype="int32", name="piece_ids")
         layer = PieceVectors(table.shape[0], table.shape[1], name="word_pieces")
         pieces = layer(inputs["piece_ids"])

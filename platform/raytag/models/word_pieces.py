@@ -4,7 +4,7 @@ No word-vector file (GloVe, fastText) can be downloaded here, but the bundled
 all-MiniLM-L6-v2 carries a 30,522-entry WordPiece embedding table trained on far more
 text than any tagging corpus. A word's pretrained vector is the mean of its pieces'
 input embeddings (the encoder's tokenizer lowercases, so the vector ignores case; the
-casing features carry it). Every word gets one, including words never seen in
+cased characters and casing features carry it). Every word gets one, including words never seen in
 training, which is where a randomly initialised word embedding has nothing to offer.
 
 This module maps words to piece ids and loads the table; the Keras side is
@@ -20,12 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
+from raytag.corpus.vocab import PAD_ID
+
 __all__ = ["TOKENIZER_FILE", "WordPieces", "bundled_piece_vectors"]
 
 # The tokenizer as copied into a BiLSTM artifact, so tagging never needs the encoder package.
 TOKENIZER_FILE = "word_pieces.json"
 _EMBEDDING_KEY = "embeddings.word_embeddings.weight"
-PAD_PIECE = 0  # [PAD] in BERT-style vocabularies; 0 is padding in every raytag input
 
 
 class WordPieces:
@@ -44,7 +45,8 @@ class WordPieces:
         self._tokenizer.no_padding()
         self._tokenizer.no_truncation()
         unk = self._tokenizer.token_to_id("[UNK]")
-        if self._tokenizer.token_to_id("[PAD]") != PAD_PIECE or unk is None:
+        # [PAD] must be raytag's padding id, which the model masks out of every word's mean.
+        if self._tokenizer.token_to_id("[PAD]") != PAD_ID or unk is None:
             raise ValueError(f"{self.tokenizer_file}: not a BERT-style WordPiece vocabulary ([PAD] = 0, [UNK])")
         self._unk = int(unk)
         self._cache: dict[str, list[int]] = {}

@@ -20,7 +20,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,6 +31,9 @@ from raytag.config import BiLSTMConfig, JobConfig, TrainConfig
 from raytag.corpus.prepared import PreparedCorpus
 from raytag.corpus.vocab import OOV_ID, PAD_ID
 from raytag.train.adapter import WorkerRun, typed_model
+
+if TYPE_CHECKING:
+    from raytag.models.word_pieces import WordPieces
 
 POOL_BATCHES = 64
 
@@ -108,7 +111,7 @@ def train_loop(loop_config: dict[str, Any]) -> None:
             break
 
 
-def word_pieces(model: BiLSTMConfig) -> Any:
+def word_pieces(model: BiLSTMConfig) -> WordPieces | None:
     """The bundled encoder's word-to-pieces map when the model reads pretrained piece vectors."""
     if not model.encoder_vectors:
         return None
@@ -170,7 +173,7 @@ def _report(model: Any, metrics: dict[str, Any], state: dict[str, Any], rank: in
 
 def _epoch_batches(shard: Any, corpus: PreparedCorpus, model: BiLSTMConfig, train: TrainConfig, per_worker: int,
                    epoch: int, *, rank: int = 0, droppable: np.ndarray | None = None,
-                   pieces: Any = None) -> list[tuple]:
+                   pieces: WordPieces | None = None) -> list[tuple]:
     """This worker's batches for one epoch: padded per batch, bucketed by length in pools.
 
     With ``train.augment`` the picked sentences are perturbed and re-encoded (word ids
@@ -251,7 +254,8 @@ class DevSet:
     """The dev split, pre-batched by length, evaluated at entity or token level."""
 
     def __init__(self, corpus: PreparedCorpus, split: str, use_chars: bool, max_word_length: int,
-                 constrained: bool = True, batch_size: int = 256, casing: bool = False, pieces: Any = None):
+                 constrained: bool = True, batch_size: int = 256, casing: bool = False,
+                 pieces: WordPieces | None = None):
         from raytag.models import bilstm
 
         self.constrained = constrained
