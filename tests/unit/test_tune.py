@@ -15,7 +15,7 @@ from raytag.tune import dump_job, job_for_trial, load_search, parse_dimension, t
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("name", ["tune_gmb_bilstm.yaml", "tune_conll03_transformer.yaml"])
+@pytest.mark.parametrize("name", ["tune_gmb_bilstm.yaml", "tune_conll03_bilstm.yaml", "tune_conll03_transformer.yaml"])
 def test_shipped_search_files_validate(name):
     search, base = load_search(REPO / "jobs" / name)
     assert search.search.num_samples >= 8 and base.name
