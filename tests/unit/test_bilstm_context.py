@@ -209,8 +209,9 @@ def fit(corpus: PreparedCorpus, model_cfg: BiLSTMConfig, epochs: int = 60):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A model trained with 3 words of context, exported as an artifact."""
+    """A model trained with 3 words of context, exported as an artifact and loaded as a Tagger."""
     from raytag.artifact import export
+    from raytag.tagger import load_tagger
 
     tmp = tmp_path_factory.mktemp("bilstm-context")
     corpus = documents_corpus(tmp / "prepared", {"train": DOCUMENTS, "dev": DOCUMENTS, "test": DOCUMENTS})
@@ -219,21 +220,20 @@ def trained(tmp_path_factory):
     checkpoint.mkdir()
     model.save_weights(str(checkpoint / "weights.h5"))
     job = JobConfig(name="j", corpus={"format": "conll", "path": "x.conll"}, model=CONFIG)
-    return corpus, model, export(job, corpus, checkpoint, [], tmp / "artifact")
+    artifact = export(job, corpus, checkpoint, [], tmp / "artifact")
+    return corpus, model, artifact, load_tagger(artifact, device="cpu")
 
 
 def test_a_model_trained_with_context_tags_by_it_and_reloads_identically(trained) -> None:
     from raytag.artifact import evaluate_tagger
     from raytag.models import bilstm
-    from raytag.tagger import load_tagger
     from raytag.train.keras_loop import DevSet
 
-    corpus, model, artifact = trained
+    corpus, model, artifact, tagger = trained
     assert json.loads((artifact / "tagger.json").read_text())["context"] == 3
     dev = DevSet(corpus, "dev", True, CONFIG.max_word_length, casing=True, context=3)
     assert dev.evaluate(model, corpus)["dev_f1"] == 1.0
 
-    tagger = load_tagger(artifact, device="cpu")
     assert tagger.context == 3
     documents = [[s.split() for s, _ in doc] for doc in DOCUMENTS]
     gold = [[t.split() for _, t in doc] for doc in DOCUMENTS]
@@ -260,7 +260,7 @@ def test_context_zero_tagger_predicts_documents_as_predict(trained, tmp_path: Pa
     from raytag.tagged import predict_in_documents
     from raytag.tagger import load_tagger
 
-    _, _, artifact = trained
+    _, _, artifact, context_tagger = trained
     plain = tmp_path / "plain"
     plain.mkdir()
     for path in artifact.iterdir():
@@ -277,7 +277,6 @@ def test_context_zero_tagger_predicts_documents_as_predict(trained, tmp_path: Pa
     assert [r.to_dict() for r in got] == [r.to_dict() for r in expected]
     assert [r.to_dict() for r in predict_in_documents(tagger, sentences, keys)] == [r.to_dict() for r in expected]
     # The context model reads the documents differently from this one.
-    context_tagger = load_tagger(artifact, device="cpu")
     with_context = [r for doc in context_tagger.predict_documents(documents) for r in doc]
     assert [r.tags for r in with_context] != [r.tags for r in expected]
 
