@@ -178,6 +178,9 @@ class BiLSTMConfig(Section):
     output: Literal["softmax", "crf"] = "softmax"
     # Fraction of the optimisation steps spent warming the learning rate up from zero.
     warmup_ratio: float = Field(0.0, ge=0.0, lt=1.0)
+    # Words of document context on each side of a sentence (CoNLL -DOCSTART- documents): the
+    # network reads them (training on their gold tags too), only the sentence is predicted. 0: none.
+    context: int = Field(0, ge=0)
 
 
 class TransformerConfig(Section):

@@ -120,7 +120,7 @@ def predict_in_documents(tagger: Any, sentences: Sequence[Sequence[str]], docume
 
     ``documents[i]`` is sentence ``i``'s document key; a document's sentences are read
     in the order given. A tagger reads context when it has ``predict_documents`` and a
-    ``context`` above 0 (a transformer trained with ``model.context``).
+    ``context`` above 0 (a model trained with ``model.context``).
     """
     if len(documents) != len(sentences):
         raise ValueError(f"{len(sentences)} sentences but {len(documents)} document keys")

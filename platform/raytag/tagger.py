@@ -35,7 +35,11 @@ class Tagger(Protocol):
 
 
 class BiLSTMTagger:
-    """A BiLSTM tagger artifact loaded for in-process prediction."""
+    """A BiLSTM tagger artifact loaded for in-process prediction.
+
+    A model trained with document context (``context`` words) uses it in
+    :meth:`predict_documents`; :meth:`predict` tags each input on its own.
+    """
 
     kind = "bilstm"
 
@@ -52,6 +56,7 @@ class BiLSTMTagger:
         self.entity: bool = bool(meta["entity"])
         self.constrained: bool = bool(meta.get("constrained_decoding", True))
         self.max_word_length = int(meta["max_word_length"])
+        self.context = int(meta.get("context", 0))
         self.words = Vocabulary.load(self.directory / WORDS_FILE)
         self.chars = Vocabulary.load(self.directory / CHARS_FILE) if meta["char_features"] != "none" else None
         self.device = resolve_device(device, tensorflow_gpus)
@@ -68,11 +73,27 @@ class BiLSTMTagger:
 
     def predict(self, inputs: Sequence[str] | Sequence[Sequence[str]], batch_size: int = 64) -> list[TaggedSentence]:
         """Tag texts (tokenized by :func:`raytag.decoding.tokenize_with_offsets`) or token lists."""
-        from raytag.models import bilstm
+        return self._tag(prepare_inputs(inputs), None, batch_size)
 
-        prepared = prepare_inputs(inputs)
+    def predict_documents(self, documents: Sequence[Sequence[Sequence[str]]],
+                          batch_size: int = 64) -> list[list[TaggedSentence]]:
+        """Tag documents (each a list of token lists), every sentence with the words around it.
+
+        One result list per document, one result per sentence. With a model trained
+        without document context this tags exactly as :meth:`predict`.
+        """
+        prepared, contexts, keys = document_inputs(documents, self.context)
+        return by_document(self._tag(prepared, contexts, batch_size), keys, len(documents))
+
+    def _tag(self, prepared: list[Prepared], contexts: list | None, batch_size: int) -> list[TaggedSentence]:
+        """Tag each sentence inside its context words (none: on its own), keeping its own positions."""
+        from raytag.models import bilstm
+        from raytag.models.bilstm_context import add_context, context_starts
+
+        windows = add_context([p[1] for p in prepared], contexts)
+        starts = context_starts(contexts, len(prepared))
         results: list[TaggedSentence | None] = [None] * len(prepared)
-        order = np.argsort([len(p[1]) for p in prepared], kind="stable")
+        order = np.argsort([len(w) for w in windows], kind="stable")
         for start in range(0, len(order), batch_size):
             index = [int(i) for i in order[start : start + batch_size]]
             nonempty = [i for i in index if prepared[i][1]]
@@ -81,7 +102,7 @@ class BiLSTMTagger:
                     results[i] = TaggedSentence(prepared[i][0])
             if not nonempty:
                 continue
-            tokens = [prepared[i][1] for i in nonempty]
+            tokens = [windows[i] for i in nonempty]
             model_inputs, _ = bilstm.encode_batch(
                 [self.words.encode(t) for t in tokens], tokens, self.chars,
                 self.max_word_length, casing=self.casing, pieces=self.pieces,
@@ -91,7 +112,9 @@ class BiLSTMTagger:
             paths = bilstm.decode_outputs(probs, emissions, self.transitions, [len(t) for t in tokens], self.labels,
                                           constrained=self.constrained)
             for row, (i, path) in enumerate(zip(nonempty, paths, strict=True)):
-                results[i] = tagged_sentence(prepared[i], probs[row], path, self.labels, self.entity)
+                # The whole window is decoded; the sentence's own positions are its result.
+                own = slice(starts[i], starts[i] + len(prepared[i][1]))
+                results[i] = tagged_sentence(prepared[i], probs[row, own], path[own], self.labels, self.entity)
         return [r for r in results if r is not None]
 
 

@@ -74,11 +74,12 @@ def test_two_workers_identical_weights_and_recovery_from_a_dead_worker(ray_local
     assert version.metrics["test_f1"] == pytest.approx(report["micro"]["f1"]) and "dev_f1_argmax" in version.metrics
 
 
-def test_two_workers_stay_identical_with_crf_casing_schedule_and_noise(ray_local, tmp_path, conll_corpus):
-    # The CRF's own train step, the schedule, the per-worker noise and the frozen piece vectors
-    # (re-encoded from the noisy spellings) must keep replicas in step.
+def test_two_workers_stay_identical_with_crf_casing_schedule_noise_and_context(ray_local, tmp_path, conll_corpus):
+    # The CRF's own train step, the schedule, the per-worker noise, the frozen piece vectors
+    # (re-encoded from the noisy spellings) and the document context (found by each shard
+    # row's sentence id) must keep replicas in step.
     model = SMALL.model_copy(update={"char_features": "cnn", "casing_features": True, "output": "crf",
-                                     "warmup_ratio": 0.2, "encoder_vectors": True})
+                                     "warmup_ratio": 0.2, "encoder_vectors": True, "context": 4})
     job = _job(tmp_path, "noisy", CorpusConfig(format="conll", path="unused"), num_workers=2, epochs=2,
                early_stopping_patience=None, lr_schedule="cosine", word_dropout=0.2,
                word_dropout_scope="rare", augment=AugmentConfig(sentences=0.3))

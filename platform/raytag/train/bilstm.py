@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from raytag.artifact_files import KERAS_STATE, KERAS_WEIGHTS, VOCAB_FILES
 from raytag.config import BiLSTMConfig, JobConfig
 from raytag.corpus.prepared import PreparedCorpus
+from raytag.errors import ConfigError
 from raytag.train.adapter import History, WorkerRun, typed_model
 
 if TYPE_CHECKING:
@@ -28,10 +29,24 @@ class BiLSTMAdapter:
         return []  # word and char ids are what every prepared corpus has
 
     def check_prepared(self, corpus: PreparedCorpus, job: JobConfig) -> None:
+        if not model_config(job).context:
+            return None
+        import pyarrow.parquet as pq
+
+        # Document context is read per sentence id; a corpus prepared before sentences
+        # recorded their document has neither column.
+        paths = corpus.shard_paths("train")
+        missing = [c for c in ("sid", "document") if paths and c not in pq.read_schema(paths[0]).names]
+        if missing:
+            raise ConfigError(
+                f"{corpus.directory} has no {' or '.join(missing)} column, which model.context needs; "
+                "prepare it again (`raytag prepare <job> --overwrite`)"
+            )
         return None
 
     def train_columns(self, job: JobConfig) -> list[str]:
-        return ["word_ids", "tag_ids", "tokens"]
+        # With document context each row's sid finds its context in the whole split.
+        return ["word_ids", "tag_ids", "tokens", *(["sid"] if model_config(job).context else [])]
 
     def worker_loop(self) -> Callable[[dict[str, Any]], None]:
         from raytag.train.keras_loop import train_loop
@@ -70,4 +85,6 @@ class BiLSTMAdapter:
         return {"char_features": model_cfg.char_features, "max_word_length": model_cfg.max_word_length,
                 "casing_features": model_cfg.casing_features, "output": model_cfg.output,
                 "encoder_vectors": model_cfg.encoder_vectors, "max_word_pieces": model_cfg.max_word_pieces,
-                "saved_model": bilstm.SAVED_MODEL_DIR}
+                "saved_model": bilstm.SAVED_MODEL_DIR,
+                # Artifacts without document context keep the keys they always had.
+                **({"context": model_cfg.context} if model_cfg.context else {})}

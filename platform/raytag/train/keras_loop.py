@@ -10,7 +10,9 @@ Training batches can be noisier than the corpus: ``train.augment`` perturbs a sh
 of the sentences afresh every epoch (their words are re-encoded, tags unchanged),
 and ``train.word_dropout`` swaps word ids for the unknown-word id so the character
 and casing features learn to carry words the vocabulary lacks. Neither touches the
-dev evaluation or prediction.
+dev evaluation or prediction. With ``model.context`` every sentence is trained and
+evaluated inside the words of its document around it, the context words with their
+own gold tags and never perturbed or dropped (:mod:`raytag.models.bilstm_context`).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from raytag.corpus.vocab import OOV_ID, PAD_ID
 from raytag.train.adapter import WorkerRun, typed_model
 
 if TYPE_CHECKING:
+    from raytag.models.bilstm_context import SplitContext
     from raytag.models.word_pieces import WordPieces
 
 POOL_BATCHES = 64
@@ -77,7 +80,9 @@ def train_loop(loop_config: dict[str, Any]) -> None:
 
     pieces = word_pieces(model_cfg)
     dev = DevSet(corpus, job.train.dev_split, model_cfg.char_features != "none", model_cfg.max_word_length,
-                 constrained=job.train.constrained_decoding, casing=model_cfg.casing_features, pieces=pieces)
+                 constrained=job.train.constrained_decoding, casing=model_cfg.casing_features, pieces=pieces,
+                 context=model_cfg.context)
+    contexts = split_context(corpus, model_cfg)
     shard = ray.train.get_dataset_shard("train")
     droppable = (droppable_words(corpus, job.train.word_dropout_scope, job.train.word_dropout_rare_max)
                  if job.train.word_dropout else None)
@@ -87,7 +92,7 @@ def train_loop(loop_config: dict[str, Any]) -> None:
         run.seams.maybe_fail(rank, epoch=epoch)
         started = time.perf_counter()
         batches = _epoch_batches(shard, corpus, model_cfg, job.train, per_worker, epoch, rank=rank,
-                                 droppable=droppable, pieces=pieces)
+                                 droppable=droppable, pieces=pieces, contexts=contexts)
         if job.train.max_steps_per_epoch:
             batches = batches[: job.train.max_steps_per_epoch]
         fit = model.fit(_as_tf_dataset(batches, model_cfg, tf), epochs=1, steps_per_epoch=len(batches), verbose=0)
@@ -120,6 +125,15 @@ def word_pieces(model: BiLSTMConfig) -> WordPieces | None:
     return WordPieces.bundled(model.max_word_pieces)
 
 
+def split_context(corpus: PreparedCorpus, model: BiLSTMConfig) -> SplitContext | None:
+    """The training split's document contexts when the model reads ``model.context`` words of them."""
+    if not model.context:
+        return None
+    from raytag.models.bilstm_context import SplitContext
+
+    return SplitContext(corpus, "train", model.context)
+
+
 def learning_rate(job: JobConfig, corpus: PreparedCorpus, world: int, per_worker: int, done_steps: int = 0) -> Any:
     """The optimizer's learning rate: ``train.learning_rate`` or its schedule over the whole run.
 
@@ -149,12 +163,17 @@ def droppable_words(corpus: PreparedCorpus, scope: str, rare_max: int = 1) -> np
 
 
 def drop_words(word_ids: np.ndarray, rate: float, rng: np.random.Generator,
-               droppable: np.ndarray | None = None) -> np.ndarray:
-    """A copy of padded ``word_ids`` with each droppable real word replaced by the OOV id with probability ``rate``."""
+               droppable: np.ndarray | None = None, own: np.ndarray | None = None) -> np.ndarray:
+    """A copy of padded ``word_ids`` with each droppable real word replaced by the OOV id with probability ``rate``.
+
+    ``own`` (same shape) limits it to the sentences' own words, sparing their document context.
+    """
     out = np.array(word_ids, copy=True)
     hit = (out != PAD_ID) & (rng.random(out.shape) < rate)
     if droppable is not None:
         hit &= droppable[out]
+    if own is not None:
+        hit &= own
     out[hit] = OOV_ID
     return out
 
@@ -173,15 +192,19 @@ def _report(model: Any, metrics: dict[str, Any], state: dict[str, Any], rank: in
 
 def _epoch_batches(shard: Any, corpus: PreparedCorpus, model: BiLSTMConfig, train: TrainConfig, per_worker: int,
                    epoch: int, *, rank: int = 0, droppable: np.ndarray | None = None,
-                   pieces: WordPieces | None = None) -> list[tuple]:
+                   pieces: WordPieces | None = None, contexts: SplitContext | None = None) -> list[tuple]:
     """This worker's batches for one epoch: padded per batch, bucketed by length in pools.
 
     With ``train.augment`` the picked sentences are perturbed and re-encoded (word ids
     through the vocabulary, so unknown spellings become OOV; char and casing ids from
-    the new spelling). With ``train.word_dropout`` word ids are then dropped to OOV,
-    only those ``droppable`` marks (all real words by default).
+    the new spelling). With ``model.context`` each sentence then gets its document
+    context (found by the row's ``sid`` in ``contexts``), words and gold tags, and is
+    bucketed by its whole window's length. With ``train.word_dropout`` word ids are
+    then dropped to OOV, only those ``droppable`` marks (all real words by default) and
+    only in the sentences' own words.
     """
     from raytag.models import bilstm
+    from raytag.models.bilstm_context import add_context, context_starts, own_mask
 
     chars = corpus.chars if model.char_features != "none" else None
     augment = train.augment
@@ -192,6 +215,9 @@ def _epoch_batches(shard: Any, corpus: PreparedCorpus, model: BiLSTMConfig, trai
         pieces = word_pieces(model)
     need_tokens = chars is not None or model.casing_features or augment.enabled or pieces is not None
     columns = ["word_ids", "tag_ids", "tokens"] if need_tokens else ["word_ids", "tag_ids"]
+    if model.context:
+        contexts = contexts if contexts is not None else split_context(corpus, model)
+        columns.append("sid")
     if train.word_dropout and droppable is None:
         droppable = droppable_words(corpus, train.word_dropout_scope, train.word_dropout_rare_max)
     for pool_index, pool in enumerate(shard.iter_batches(batch_size=pool_size, batch_format="pyarrow")):
@@ -205,6 +231,13 @@ def _epoch_batches(shard: Any, corpus: PreparedCorpus, model: BiLSTMConfig, trai
             for i, changed in enumerate(augment_sentences(tokens, augment, seed, epoch)):
                 if changed is not None:
                     tokens[i], word_ids[i] = changed, corpus.words.encode(changed)
+        starts = own_lengths = None
+        if model.context:
+            assert contexts is not None
+            context_ids, context_tokens, context_tags = contexts.lookup(pool.column("sid").to_pylist())
+            starts, own_lengths = context_starts(context_ids, len(word_ids)), [len(s) for s in word_ids]
+            word_ids, tag_ids = add_context(word_ids, context_ids), add_context(tag_ids, context_tags)
+            tokens = add_context(tokens, context_tokens) if tokens is not None else None
         dropout_rng = np.random.default_rng([train.seed, epoch, rank, pool_index])
         lengths = [len(s) for s in word_ids]
         order = (
@@ -223,7 +256,9 @@ def _epoch_batches(shard: Any, corpus: PreparedCorpus, model: BiLSTMConfig, trai
                 pieces=pieces,
             )
             if train.word_dropout:
-                inputs["word_ids"] = drop_words(inputs["word_ids"], train.word_dropout, dropout_rng, droppable)
+                own = (own_mask([starts[i] for i in index], [own_lengths[i] for i in index], inputs["word_ids"].shape[1])
+                       if starts is not None and own_lengths is not None else None)
+                inputs["word_ids"] = drop_words(inputs["word_ids"], train.word_dropout, dropout_rng, droppable, own)
             out.append((inputs, labels))
     return out
 
@@ -251,12 +286,18 @@ def _as_tf_dataset(batches: list[tuple], model: BiLSTMConfig, tf: Any) -> Any:
 
 
 class DevSet:
-    """The dev split, pre-batched by length, evaluated at entity or token level."""
+    """The dev split, pre-batched by length, evaluated at entity or token level.
+
+    With ``context`` words each sentence is read inside its document's words around it,
+    as in training, and scored on its own positions.
+    """
 
     def __init__(self, corpus: PreparedCorpus, split: str, use_chars: bool, max_word_length: int,
                  constrained: bool = True, batch_size: int = 256, casing: bool = False,
-                 pieces: WordPieces | None = None):
+                 pieces: WordPieces | None = None, context: int = 0):
         from raytag.models import bilstm
+        from raytag.models.bilstm_context import add_context, context_starts
+        from raytag.models.doc_context import sentence_contexts
 
         self.constrained = constrained
         columns = ["word_ids", "tags", "tokens"]
@@ -264,6 +305,15 @@ class DevSet:
         self.tags = table.column("tags").to_pylist()
         word_ids = table.column("word_ids").to_pylist()
         tokens = table.column("tokens").to_pylist()
+        # Where each sentence's own words start in what the model reads (0 without context).
+        self.starts = [0] * len(tokens)
+        if context:
+            documents = corpus.documents(split)
+            word_contexts = sentence_contexts(word_ids, documents, context)
+            self.starts = context_starts(word_contexts, len(word_ids))
+            word_ids = add_context(word_ids, word_contexts)
+            tokens = add_context(tokens, sentence_contexts(tokens, documents, context))
+        self.lengths = [len(s) for s in word_ids]
         order = np.argsort([len(s) for s in word_ids], kind="stable")
         self.batches = []
         for start in range(0, len(order), batch_size):
@@ -288,11 +338,13 @@ class DevSet:
         transitions = bilstm.transition_scores(model)
         for index, inputs in self.batches:
             probs, emissions = bilstm.predict_outputs(model, inputs)
-            lengths = [len(self.tags[i]) for i in index]
+            lengths = [self.lengths[i] for i in index]
             for flag, out in ((True, constrained), (False, greedy)):
+                # The whole window is decoded; the sentence's own positions are its tags.
                 paths = bilstm.decode_outputs(probs, emissions, transitions, lengths, labels, constrained=flag)
                 for i, path in zip(index, paths, strict=True):
-                    out[i] = [labels[t] for t in path]
+                    start = self.starts[i]
+                    out[i] = [labels[t] for t in path[start : start + len(self.tags[i])]]
         report = evaluation_report(self.tags, constrained, entity=corpus.entity)
         greedy_report = evaluation_report(self.tags, greedy, entity=corpus.entity)
         metrics = headline_metrics(report if self.constrained else greedy_report, "dev")
