@@ -17,7 +17,7 @@ import numpy as np
 
 from raytag.artifact_files import ONNX_MODEL_FILE, ONNX_TOKENIZER_DIR, TAGGER_FILE
 from raytag.devices import DeviceError, check_device, resolve_device
-from raytag.tagged import TaggedSentence, by_document, document_inputs, prepare_inputs, tag_words
+from raytag.tagged import DocumentTagger, Prepared, TaggedSentence, tag_words
 
 __all__ = ["RUNTIME", "OnnxTransformerTagger", "onnx_providers", "softmax"]
 
@@ -57,7 +57,7 @@ def onnx_providers(device: str, available: Sequence[str]) -> tuple[str, list[Any
     return resolved, [(_CUDA, {"device_id": int(resolved.split(":")[1])}), _CPU]
 
 
-class OnnxTransformerTagger:
+class OnnxTransformerTagger(DocumentTagger):
     """An ONNX runtime variant of a transformer tagger, for in-process prediction.
 
     Texts longer than the window are tagged through overlapping windows (``stride``
@@ -122,16 +122,6 @@ class OnnxTransformerTagger:
                 out[i] = probs[row, : len(windows[i].input_ids)]
         return words_from_windows(windows, out, [len(s) for s in sentences], num_labels=len(self.labels))
 
-    def predict(self, inputs: Sequence[str] | Sequence[Sequence[str]], batch_size: int = 64) -> list[TaggedSentence]:
-        """Tag texts (tokenized by :func:`raytag.decoding.tokenize_with_offsets`) or token lists."""
-        prepared = prepare_inputs(inputs)
-        probs = self.word_probabilities([p[1] for p in prepared], batch_size)
-        return tag_words(prepared, probs, self.labels, self.entity, self.constrained)
-
-    def predict_documents(self, documents: Sequence[Sequence[Sequence[str]]],
-                          batch_size: int = 64) -> list[list[TaggedSentence]]:
-        """Tag documents (each a list of token lists) with document context, as the PyTorch tagger does."""
-        prepared, contexts, keys = document_inputs(documents, self.context)
+    def _tag(self, prepared: list[Prepared], contexts: list[Any] | None, batch_size: int) -> list[TaggedSentence]:
         probs = self.word_probabilities([p[1] for p in prepared], batch_size, contexts)
-        return by_document(tag_words(prepared, probs, self.labels, self.entity, self.constrained), keys,
-                           len(documents))
+        return tag_words(prepared, probs, self.labels, self.entity, self.constrained)

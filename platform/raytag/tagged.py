@@ -15,7 +15,7 @@ import numpy as np
 
 from raytag.decoding import EntitySpan, decode, offsets_for_tokens, spans_from_tags, tokenize_with_offsets
 
-__all__ = ["Prepared", "TaggedSentence", "TaggedToken", "by_document", "document_inputs", "predict_in_documents",
+__all__ = ["DocumentTagger", "Prepared", "TaggedSentence", "TaggedToken", "by_document", "document_inputs", "predict_in_documents",
            "prepare_inputs", "tag_words", "tagged_sentence"]
 
 # One input: its text, its words and their character offsets in the text.
@@ -104,6 +104,35 @@ def document_inputs(documents: Sequence[Sequence[Sequence[str]]],
     sentences, keys = flatten_documents(documents)
     contexts = sentence_contexts(sentences, keys, size) if size else None
     return prepare_inputs(sentences), contexts, keys
+
+
+class DocumentTagger:
+    """``predict`` and ``predict_documents`` over one ``_tag(prepared, contexts, batch_size)``.
+
+    Every runtime tags a list of prepared sentences, each with its document context
+    (``contexts``: the words before and after it) or none; this base turns texts or
+    token lists, and documents, into that call. ``context`` is the number of words the
+    model was trained to read on each side (0: documents are tagged sentence by sentence).
+    """
+
+    context: int = 0
+
+    def predict(self, inputs: Sequence[str] | Sequence[Sequence[str]], batch_size: int = 64) -> list[TaggedSentence]:
+        """Tag texts (tokenized by :func:`raytag.decoding.tokenize_with_offsets`) or token lists."""
+        return self._tag(prepare_inputs(inputs), None, batch_size)
+
+    def predict_documents(self, documents: Sequence[Sequence[Sequence[str]]],
+                          batch_size: int = 64) -> list[list[TaggedSentence]]:
+        """Tag documents (each a list of token lists), every sentence with the words around it.
+
+        One result list per document, one result per sentence. With a model trained
+        without document context this tags exactly as :meth:`predict`.
+        """
+        prepared, contexts, keys = document_inputs(documents, self.context)
+        return by_document(self._tag(prepared, contexts, batch_size), keys, len(documents))
+
+    def _tag(self, prepared: list[Prepared], contexts: list[Any] | None, batch_size: int) -> list[TaggedSentence]:
+        raise NotImplementedError
 
 
 def by_document(results: Sequence[TaggedSentence], keys: Sequence[int], count: int) -> list[list[TaggedSentence]]:

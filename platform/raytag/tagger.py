@@ -17,8 +17,7 @@ import numpy as np
 
 from raytag.artifact_files import CHARS_FILE, TAGGER_FILE, TRANSFORMER_MODEL_DIR, WORDS_FILE
 from raytag.onnx_tagger import OnnxTransformerTagger
-from raytag.tagged import TaggedSentence, TaggedToken, prepare_inputs, tag_words, tagged_sentence
-from raytag.tagged import Prepared, by_document, document_inputs
+from raytag.tagged import DocumentTagger, Prepared, TaggedSentence, TaggedToken, tag_words, tagged_sentence
 
 __all__ = ["RUNTIMES", "TAGGERS", "TAGGER_FILE", "TRANSFORMER_MODEL_DIR", "BiLSTMTagger", "TaggedSentence",
            "TaggedToken", "Tagger", "TransformerTagger", "load_tagger"]
@@ -34,7 +33,7 @@ class Tagger(Protocol):
         ...
 
 
-class BiLSTMTagger:
+class BiLSTMTagger(DocumentTagger):
     """A BiLSTM tagger artifact loaded for in-process prediction.
 
     A model trained with document context (``context`` words) uses it in
@@ -71,20 +70,6 @@ class BiLSTMTagger:
                        if "piece_ids" in self.model.input_names else None)
         self.transitions = bilstm.transition_scores(self.model)
 
-    def predict(self, inputs: Sequence[str] | Sequence[Sequence[str]], batch_size: int = 64) -> list[TaggedSentence]:
-        """Tag texts (tokenized by :func:`raytag.decoding.tokenize_with_offsets`) or token lists."""
-        return self._tag(prepare_inputs(inputs), None, batch_size)
-
-    def predict_documents(self, documents: Sequence[Sequence[Sequence[str]]],
-                          batch_size: int = 64) -> list[list[TaggedSentence]]:
-        """Tag documents (each a list of token lists), every sentence with the words around it.
-
-        One result list per document, one result per sentence. With a model trained
-        without document context this tags exactly as :meth:`predict`.
-        """
-        prepared, contexts, keys = document_inputs(documents, self.context)
-        return by_document(self._tag(prepared, contexts, batch_size), keys, len(documents))
-
     def _tag(self, prepared: list[Prepared], contexts: list | None, batch_size: int) -> list[TaggedSentence]:
         """Tag each sentence inside its context words (none: on its own), keeping its own positions."""
         from raytag.models import bilstm
@@ -118,7 +103,7 @@ class BiLSTMTagger:
         return [r for r in results if r is not None]
 
 
-class TransformerTagger:
+class TransformerTagger(DocumentTagger):
     """A fine-tuned transformer artifact (a ``save_pretrained`` directory) for in-process prediction.
 
     Texts longer than the model's window are tagged through overlapping windows
@@ -153,20 +138,6 @@ class TransformerTagger:
         stored = [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
         if stored != self.labels:
             raise ValueError(f"{model_dir}: model labels {stored} differ from {TAGGER_FILE} labels {self.labels}")
-
-    def predict(self, inputs: Sequence[str] | Sequence[Sequence[str]], batch_size: int = 64) -> list[TaggedSentence]:
-        """Tag texts (tokenized by :func:`raytag.decoding.tokenize_with_offsets`) or token lists."""
-        return self._tag(prepare_inputs(inputs), None, batch_size)
-
-    def predict_documents(self, documents: Sequence[Sequence[Sequence[str]]],
-                          batch_size: int = 64) -> list[list[TaggedSentence]]:
-        """Tag documents (each a list of token lists), every sentence with the words around it.
-
-        One result list per document, one result per sentence. With a model trained
-        without document context this tags exactly as :meth:`predict`.
-        """
-        prepared, contexts, keys = document_inputs(documents, self.context)
-        return by_document(self._tag(prepared, contexts, batch_size), keys, len(documents))
 
     def _tag(self, prepared: list[Prepared], contexts: list | None, batch_size: int) -> list[TaggedSentence]:
         from raytag.models.transformer import word_probabilities
