@@ -30,11 +30,25 @@ def _rng(seed: int, epoch: int, words: Sequence[str]) -> random.Random:
     return random.Random(int.from_bytes(digest, "big"))
 
 
+def _kind_order(config: AugmentConfig, rng: random.Random) -> list[str]:
+    # The kinds in the order they are tried: a plain shuffle without weights (the draws every
+    # earlier unweighted run made), else a weighted draw without replacement.
+    kinds = list(config.kinds)
+    if not config.weights:
+        rng.shuffle(kinds)
+        return kinds
+    order = []
+    while kinds:
+        pick = rng.choices(range(len(kinds)), weights=[config.weights.get(k, 1.0) for k in kinds])[0]
+        order.append(kinds.pop(pick))
+    return order
+
+
 def augment_sentence(words: Sequence[str], config: AugmentConfig, seed: int, epoch: int) -> list[str] | None:
     """The perturbed copy of ``words`` for ``epoch``, or None when it stays as it is.
 
     The sentence is picked with probability ``config.sentences``; a picked sentence gets
-    the first of ``config.kinds`` (in a random order) that can change one of its words
+    the first of ``config.kinds`` (in a random order, ``config.weights`` favouring some) that can change one of its words
     (``ocr`` cannot change "the"), applied to each such word with probability
     ``config.words`` (all of them at 1, with one casing for the whole sentence) and to
     one of them at least. None when no kind can change the sentence.
@@ -44,8 +58,7 @@ def augment_sentence(words: Sequence[str], config: AugmentConfig, seed: int, epo
     rng = _rng(seed, epoch, words)
     if rng.random() >= config.sentences:
         return None
-    kinds = list(config.kinds)
-    rng.shuffle(kinds)
+    kinds = _kind_order(config, rng)
     unit = "sentence" if config.words >= 1.0 else "word"
     words = list(words)
     for kind in kinds:

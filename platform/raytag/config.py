@@ -251,6 +251,9 @@ class AugmentConfig(Section):
     words: float = Field(0.2, gt=0.0, le=1.0)
     # Each picked sentence gets one of these kinds, drawn at random.
     kinds: list[str] = Field(default_factory=lambda: list(AUGMENT_KINDS))
+    # Relative chance of a kind being drawn (kinds not named weigh 1), e.g. {typos: 3} for a
+    # typo-heavier mix; empty: every kind equally likely.
+    weights: dict[str, float] = Field(default_factory=dict)
     # None: train.seed.
     seed: int | None = None
 
@@ -268,6 +271,15 @@ class AugmentConfig(Section):
         if len(set(kinds)) != len(kinds):
             raise ValueError("a kind is listed twice")
         return kinds
+
+    @model_validator(mode="after")
+    def _weights_name_kinds(self) -> AugmentConfig:
+        for kind, weight in self.weights.items():
+            if kind not in self.kinds:
+                raise ValueError(f"weights: {kind!r} is not one of the kinds ({', '.join(self.kinds)})")
+            if not weight > 0:
+                raise ValueError(f"weights: {kind!r} must be above 0, got {weight}")
+        return self
 
     @property
     def enabled(self) -> bool:

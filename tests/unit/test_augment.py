@@ -73,6 +73,8 @@ def test_whole_sentence_casing_and_kinds() -> None:
         ("train.augment.kinds=[truncate-entities]", "cannot be used for training"),
         ("train.augment.kinds=[typo]", "unknown kind 'typo'"),
         ("train.augment.kinds=[]", "at least one kind"),
+        ("train.augment.weights.typo=2", "train.augment: .*'typo' is not one of the kinds"),
+        ("train.augment.weights.typos=0", "'typos' must be above 0"),
         ("train.augment.sentences=1.5", "train.augment.sentences"),
         ("train.augment.word=0.1", "train.augment.word"),
         ("train.word_dropout=1", "train.word_dropout"),
@@ -85,6 +87,21 @@ def test_bad_options_name_their_field(tmp_path: Path, override: str, message: st
     job.write_text("name: j\ncorpus: {format: conll, path: x.conll}\n")
     with pytest.raises(ConfigError, match=message):
         load_job(job, [override])
+
+
+def test_weights_favour_a_kind() -> None:
+    # case keeps the letters, typos changes them: the share of typo sentences shows the draw.
+    data = [[f"word{i}", "and", f"more{i}"] for i in range(3000)]
+
+    def typo_share(config: AugmentConfig) -> float:
+        out = augment_sentences(data, config, seed=0, epoch=0)
+        return sum(" ".join(new).lower() != " ".join(old).lower() for old, new in zip(data, out)) / len(data)
+
+    even = AugmentConfig(sentences=1.0, kinds=["case", "typos"])
+    assert typo_share(even) == pytest.approx(0.5, abs=0.03)
+    assert typo_share(even.model_copy(update={"weights": {"typos": 3.0}})) == pytest.approx(0.75, abs=0.03)
+    assert typo_share(AugmentConfig(sentences=1.0, kinds=["case", "typos"], weights={"case": 4.0})) == \
+        pytest.approx(0.2, abs=0.03)
 
 
 def test_word_dropout_is_for_the_bilstm_only() -> None:
