@@ -31,6 +31,20 @@ def typed_model(job: JobConfig, config_class: type[M]) -> M:
     return job.model
 
 
+def ordered_ingest(**options: Any) -> Any:
+    """A Ray Train ``DataConfig`` whose workers get the split's rows in a fixed order.
+
+    Ray Data hands blocks over as their tasks finish unless told to keep their order; the
+    training loops batch and drop words by position, so a seeded run would otherwise
+    train on a different sequence of batches each time.
+    """
+    from ray.train import DataConfig
+
+    execution = DataConfig.default_ingest_options()
+    execution.preserve_order = True
+    return DataConfig(execution_options=execution, **options)
+
+
 @dataclass(frozen=True)
 class WorkerRun:
     """Everything a worker loop gets: the typed job (pydantic models pickle), the corpus, the seams."""

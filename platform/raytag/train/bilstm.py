@@ -12,7 +12,7 @@ from raytag.artifact_files import KERAS_STATE, KERAS_WEIGHTS, VOCAB_FILES
 from raytag.config import BiLSTMConfig, JobConfig
 from raytag.corpus.prepared import PreparedCorpus
 from raytag.errors import ConfigError
-from raytag.train.adapter import History, WorkerRun, typed_model
+from raytag.train.adapter import History, WorkerRun, ordered_ingest, typed_model
 
 if TYPE_CHECKING:
     from raytag.encode_stage import EncodeStage
@@ -62,7 +62,8 @@ class BiLSTMAdapter:
 
         # Each worker reads its own shard of the split (Ray Data splits "train" by default).
         return TensorflowTrainer(loop, train_loop_config=run.loop_config(), scaling_config=scaling,
-                                 run_config=run_config, datasets={"train": train_set})
+                                 run_config=run_config, datasets={"train": train_set},
+                                 dataset_config=ordered_ingest())
 
     def history(self, checkpoint_dir: Path) -> History:
         return list(json.loads((checkpoint_dir / KERAS_STATE).read_text())["history"])

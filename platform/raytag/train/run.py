@@ -190,7 +190,7 @@ def _fit(job: JobConfig, adapter: Any, corpus: PreparedCorpus, run: WorkerRun, k
         run,
         # Read before the workers take their CPUs: on a small cluster (2 CPUs, 2 workers)
         # streaming reads would otherwise wait forever for a free CPU.
-        read_split(corpus, "train", adapter.train_columns(job)).materialize(),
+        _read_in_order(corpus, adapter.train_columns(job)),
         ScalingConfig(
             num_workers=job.train.num_workers,
             use_gpu=job.train.use_gpu,
@@ -208,6 +208,20 @@ def _fit(job: JobConfig, adapter: Any, corpus: PreparedCorpus, run: WorkerRun, k
         ),
     )
     return trainer.fit()
+
+
+def _read_in_order(corpus: PreparedCorpus, columns: list[str]) -> Any:
+    # Blocks in shard order, not in the order their read tasks finish: a seeded run then
+    # sees the same sentences in the same batches every time.
+    from ray.data import DataContext
+
+    context = DataContext.get_current()
+    kept = context.execution_options.preserve_order
+    context.execution_options.preserve_order = True
+    try:
+        return read_split(corpus, "train", columns).materialize()
+    finally:
+        context.execution_options.preserve_order = kept
 
 
 def read_split(corpus: PreparedCorpus, split: str, columns: list[str] | None = None) -> Any:

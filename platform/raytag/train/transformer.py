@@ -11,7 +11,7 @@ from raytag.artifact_files import HF_CHECKPOINT_DIR, LABELS_FILE, TOKENIZER_DIR,
 from raytag.config import JobConfig, TransformerConfig
 from raytag.corpus.prepared import PreparedCorpus
 from raytag.errors import ConfigError
-from raytag.train.adapter import History, WorkerRun, typed_model
+from raytag.train.adapter import History, WorkerRun, ordered_ingest, typed_model
 
 if TYPE_CHECKING:
     from raytag.encode_stage import EncodeStage
@@ -70,12 +70,11 @@ class TransformerAdapter:
 
     def trainer(self, loop: Callable[[dict[str, Any]], None], run: WorkerRun, train_set: Any, scaling: Any,
                 run_config: Any) -> Any:
-        from ray.train import DataConfig
         from ray.train.torch import TorchTrainer
 
         # Every worker reads the whole split; the HF Trainer's distributed sampler shards it.
         return TorchTrainer(loop, train_loop_config=run.loop_config(), scaling_config=scaling, run_config=run_config,
-                            datasets={"train": train_set}, dataset_config=DataConfig(datasets_to_split=[]))
+                            datasets={"train": train_set}, dataset_config=ordered_ingest(datasets_to_split=[]))
 
     def history(self, checkpoint_dir: Path) -> History:
         from raytag.train.hf_loop import history_from_checkpoint
