@@ -18,9 +18,20 @@ import random
 from collections.abc import Sequence
 
 from raytag.config import AugmentConfig
+from raytag.corpus.schemes import split_tag
 from raytag.perturb import is_eligible, perturb
 
-__all__ = ["augment_sentence", "augment_sentences"]
+__all__ = ["augment_sentence", "augment_sentences", "entity_flags", "entity_tag_ids"]
+
+
+def entity_tag_ids(labels: Sequence[str]) -> frozenset[int]:
+    """The ids of ``labels`` that mark entity words (a type after the prefix: ``B-PER``, not ``O`` or ``NN``)."""
+    return frozenset(i for i, label in enumerate(labels) if split_tag(label)[1] is not None)
+
+
+def entity_flags(tag_ids: Sequence[int], entity_ids: frozenset[int]) -> list[bool]:
+    """Per word, whether its gold tag id is one of ``entity_ids``."""
+    return [tag in entity_ids for tag in tag_ids]
 
 
 def _rng(seed: int, epoch: int, words: Sequence[str]) -> random.Random:
@@ -44,14 +55,17 @@ def _kind_order(config: AugmentConfig, rng: random.Random) -> list[str]:
     return order
 
 
-def augment_sentence(words: Sequence[str], config: AugmentConfig, seed: int, epoch: int) -> list[str] | None:
+def augment_sentence(words: Sequence[str], config: AugmentConfig, seed: int, epoch: int,
+                     entities: Sequence[bool] | None = None) -> list[str] | None:
     """The perturbed copy of ``words`` for ``epoch``, or None when it stays as it is.
 
     The sentence is picked with probability ``config.sentences``; a picked sentence gets
     the first of ``config.kinds`` (in a random order, ``config.weights`` favouring some) that can change one of its words
     (``ocr`` cannot change "the"), applied to each such word with probability
     ``config.words`` (all of them at 1, with one casing for the whole sentence) and to
-    one of them at least. None when no kind can change the sentence.
+    one of them at least. None when no kind can change the sentence. With
+    ``config.entity_words`` and ``entities`` (per word, whether it is an entity word),
+    entity words are perturbed with that probability instead.
     """
     if not config.enabled or not words:
         return None
@@ -65,8 +79,11 @@ def augment_sentence(words: Sequence[str], config: AugmentConfig, seed: int, epo
         eligible = [i for i, word in enumerate(words) if is_eligible(word, kind)]
         if not eligible:
             continue
-        changed = perturb([words], kind, rate=1.0 if unit == "sentence" else config.words,
-                          seed=rng.getrandbits(63), unit=unit)[0]
+        if unit == "word" and config.entity_words is not None and entities is not None:
+            changed = _perturb_by_role(words, eligible, entities, kind, config, rng)
+        else:
+            changed = perturb([words], kind, rate=1.0 if unit == "sentence" else config.words,
+                              seed=rng.getrandbits(63), unit=unit)[0]
         if changed == words:
             # The draw hit no word: a picked sentence still changes, in one of its eligible words.
             at = rng.choice(eligible)
@@ -75,8 +92,24 @@ def augment_sentence(words: Sequence[str], config: AugmentConfig, seed: int, epo
     return None
 
 
+def _perturb_by_role(words: list[str], eligible: list[int], entities: Sequence[bool], kind: str,
+                     config: AugmentConfig, rng: random.Random) -> list[str]:
+    # One draw per eligible word at its role's rate, then each chosen word edited on its own.
+    assert config.entity_words is not None
+    if len(entities) != len(words):
+        raise ValueError(f"{len(words)} words but {len(entities)} entity flags")
+    changed = list(words)
+    for at in eligible:
+        if rng.random() < (config.entity_words if entities[at] else config.words):
+            changed[at] = perturb([[words[at]]], kind, rate=1.0, seed=rng.getrandbits(63))[0][0]
+    return changed
+
+
 def augment_sentences(
-    sentences: Sequence[Sequence[str]], config: AugmentConfig, seed: int, epoch: int
+    sentences: Sequence[Sequence[str]], config: AugmentConfig, seed: int, epoch: int,
+    entities: Sequence[Sequence[bool]] | None = None,
 ) -> list[list[str] | None]:
     """:func:`augment_sentence` for each sentence (None where a sentence stays as it is)."""
-    return [augment_sentence(words, config, seed, epoch) for words in sentences]
+    if entities is None:
+        return [augment_sentence(words, config, seed, epoch) for words in sentences]
+    return [augment_sentence(words, config, seed, epoch, flags) for words, flags in zip(sentences, entities, strict=True)]

@@ -249,6 +249,10 @@ class AugmentConfig(Section):
     # Share of a picked sentence's eligible words that are perturbed; 1 perturbs all of them
     # (``case`` then gives the whole sentence one casing, e.g. all lowercase).
     words: float = Field(0.2, gt=0.0, le=1.0)
+    # Share of a picked sentence's entity words (gold tag with a type, e.g. B-PER) that are
+    # perturbed; None: ``words``, like every other word. Misspelled names are where a
+    # tagger loses most, so a higher share here trains on more of them.
+    entity_words: float | None = Field(None, gt=0.0, le=1.0)
     # Each picked sentence gets one of these kinds, drawn at random.
     kinds: list[str] = Field(default_factory=lambda: list(AUGMENT_KINDS))
     # Relative chance of a kind being drawn (kinds not named weigh 1), e.g. {typos: 3} for a

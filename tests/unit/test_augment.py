@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from raytag.augment import augment_sentence, augment_sentences
+from raytag.augment import augment_sentence, augment_sentences, entity_flags, entity_tag_ids
 from raytag.config import AugmentConfig, BiLSTMConfig, JobConfig, TrainConfig, TransformerConfig, load_job
 from raytag.corpus.prepared import PreparedCorpus
 from raytag.corpus.vocab import OOV_ID, PAD_ID
@@ -102,6 +102,31 @@ def test_weights_favour_a_kind() -> None:
     assert typo_share(even.model_copy(update={"weights": {"typos": 3.0}})) == pytest.approx(0.75, abs=0.03)
     assert typo_share(AugmentConfig(sentences=1.0, kinds=["case", "typos"], weights={"case": 4.0})) == \
         pytest.approx(0.2, abs=0.03)
+
+
+def test_entity_words_get_their_own_share() -> None:
+    labels = ["O", "B-PER", "I-PER", "NN"]
+    assert entity_tag_ids(labels) == {1, 2} and entity_flags([0, 1, 2, 3], entity_tag_ids(labels)) == [
+        False, True, True, False]
+    data = sentences(2000, seed=4)
+    flags = [[word in TAGS or word in ("Lovelace", "Hopper") for word in words] for words in data]
+    config = AugmentConfig(sentences=1.0, words=0.1, entity_words=0.8, kinds=["typos"])
+
+    def shares(out: list[list[str] | None]) -> tuple[float, float]:
+        hit = {True: 0, False: 0}
+        seen = {True: 0, False: 0}
+        for words, new, marks in zip(data, out, flags):
+            for old, changed, entity in zip(words, new or words, marks):
+                if is_eligible(old, "typos"):
+                    seen[entity] += 1
+                    hit[entity] += old != changed
+        return hit[True] / seen[True], hit[False] / seen[False]
+
+    entity_share, other_share = shares(augment_sentences(data, config, seed=0, epoch=0, entities=flags))
+    assert entity_share == pytest.approx(0.8, abs=0.05) and other_share == pytest.approx(0.1, abs=0.05)
+    # Without the flags (a POS corpus has no entity words) every word gets `words`.
+    entity_share, other_share = shares(augment_sentences(data, config, seed=0, epoch=0))
+    assert entity_share == pytest.approx(other_share, abs=0.05) and other_share < 0.2
 
 
 def test_word_dropout_is_for_the_bilstm_only() -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from raytag.augment import augment_sentence
+from raytag.augment import augment_sentence, entity_flags
 from raytag.config import AugmentConfig, TransformerConfig
 
 __all__ = ["AugmentEpochs", "AugmentedWindows", "WindowSource"]
@@ -40,7 +40,8 @@ class AugmentedWindows:
 
     def __init__(self, features: list[dict[str, list[int]]], sources: list[WindowSource],
                  sentences: list[tuple[list[str], list[int]]], tokenizer: Any, model: TransformerConfig,
-                 augment: AugmentConfig, seed: int, contexts: list[Any] | None = None) -> None:
+                 augment: AugmentConfig, seed: int, contexts: list[Any] | None = None,
+                 entity_ids: frozenset[int] = frozenset()) -> None:
         if len(features) != len(sources):
             raise ValueError(f"{len(features)} windows but {len(sources)} sources")
         self.features = features
@@ -52,13 +53,15 @@ class AugmentedWindows:
         self.seed = seed
         # Per sentence, its document context (None: the model takes none).
         self.contexts = contexts
+        # The tag ids of entity words (for augment.entity_words).
+        self.entity_ids = entity_ids
         self.epoch = 0
         # Sentence index → its perturbed windows this epoch (None: not perturbed).
         self._cache: dict[int, list[Any] | None] = {}
 
     @classmethod
     def from_batches(cls, batches: Iterable[Any], tokenizer: Any, model: TransformerConfig, augment: AugmentConfig,
-                     seed: int) -> AugmentedWindows:
+                     seed: int, entity_ids: frozenset[int] = frozenset()) -> AugmentedWindows:
         """From Arrow batches of the prepared window columns plus ``tokens`` and ``tag_ids``
         (and ``sid`` and ``document`` with ``model.context``)."""
         rows: list[tuple[dict[str, list[int]], WindowSource, list[str]]] = []
@@ -85,7 +88,8 @@ class AugmentedWindows:
         # the words break ties between equal windows of different sentences.
         rows.sort(key=lambda r: (len(r[0]["input_ids"]), r[0]["input_ids"], r[0]["labels"], r[2], r[1].window))
         contexts = _contexts(sentences, places, model.context) if model.context else None
-        return cls([r[0] for r in rows], [r[1] for r in rows], sentences, tokenizer, model, augment, seed, contexts)
+        return cls([r[0] for r in rows], [r[1] for r in rows], sentences, tokenizer, model, augment, seed, contexts,
+                   entity_ids)
 
     def set_epoch(self, epoch: int) -> None:
         if epoch != self.epoch:
@@ -110,7 +114,8 @@ class AugmentedWindows:
             from raytag.models.subwords import encode_sentences
 
             words, tags = self.sentences[sentence]
-            changed = augment_sentence(words, self.augment, self.seed, self.epoch)
+            entities = entity_flags(tags, self.entity_ids) if self.augment.entity_words is not None else None
+            changed = augment_sentence(words, self.augment, self.seed, self.epoch, entities)
             self._cache[sentence] = None if changed is None else encode_sentences(
                 self.tokenizer, [changed], [tags], self.model.max_length, self.model.stride,
                 self.model.label_all_subwords, casing=self.model.casing,

@@ -104,12 +104,14 @@ def training_features(batches: Iterable[Any], casing: bool = False) -> list[dict
 def augmented_features(job: JobConfig, corpus: PreparedCorpus, batches: Iterable[Any]) -> Any:
     """The training windows as a dataset that perturbs a share of the sentences every epoch."""
     from raytag.models import transformer
+    from raytag.augment import entity_tag_ids
     from raytag.train.augmented_windows import AugmentedWindows
 
     augment = job.train.augment
     tokenizer = transformer.load_tokenizer(corpus.directory / TOKENIZER_DIR)
     seed = job.train.seed if augment.seed is None else augment.seed
-    return AugmentedWindows.from_batches(batches, tokenizer, typed_model(job, TransformerConfig), augment, seed)
+    return AugmentedWindows.from_batches(batches, tokenizer, typed_model(job, TransformerConfig), augment, seed,
+                                         entity_tag_ids(corpus.labels.items))
 
 
 # train.lr_schedule → the Trainer's scheduler; warm-up (model.warmup_ratio) comes first in each.

@@ -28,7 +28,7 @@ import numpy as np
 
 from raytag.artifact_files import KERAS_STATE as STATE
 from raytag.artifact_files import KERAS_WEIGHTS as WEIGHTS
-from raytag.augment import augment_sentences
+from raytag.augment import augment_sentences, entity_flags, entity_tag_ids
 from raytag.config import BiLSTMConfig, JobConfig, TrainConfig
 from raytag.corpus.prepared import PreparedCorpus
 from raytag.corpus.vocab import OOV_ID, PAD_ID
@@ -218,6 +218,7 @@ def _epoch_batches(shard: Any, corpus: PreparedCorpus, model: BiLSTMConfig, trai
     if model.context:
         contexts = contexts if contexts is not None else split_context(corpus, model)
         columns.append("sid")
+    entity_ids = entity_tag_ids(corpus.labels.items)
     if train.word_dropout and droppable is None:
         droppable = droppable_words(corpus, train.word_dropout_scope, train.word_dropout_rare_max)
     for pool_index, pool in enumerate(shard.iter_batches(batch_size=pool_size, batch_format="pyarrow")):
@@ -228,7 +229,9 @@ def _epoch_batches(shard: Any, corpus: PreparedCorpus, model: BiLSTMConfig, trai
         if augment.enabled:
             assert tokens is not None
             seed = train.seed if augment.seed is None else augment.seed
-            for i, changed in enumerate(augment_sentences(tokens, augment, seed, epoch)):
+            entities = ([entity_flags(tags, entity_ids) for tags in tag_ids]
+                        if augment.entity_words is not None else None)
+            for i, changed in enumerate(augment_sentences(tokens, augment, seed, epoch, entities)):
                 if changed is not None:
                     tokens[i], word_ids[i] = changed, corpus.words.encode(changed)
         starts = own_lengths = None
