@@ -60,8 +60,8 @@ def augment_sentence(words: Sequence[str], config: AugmentConfig, seed: int, epo
     """The perturbed copy of ``words`` for ``epoch``, or None when it stays as it is.
 
     The sentence is picked with probability ``config.sentences``; a picked sentence gets
-    the first of ``config.kinds`` (in a random order, ``config.weights`` favouring some) that can change one of its words
-    (``ocr`` cannot change "the"), applied to each such word with probability
+    the first of ``config.kinds`` (in a random order, ``config.weights`` favouring some)
+    that can change one of its words (``ocr`` cannot change "the"), applied to each such word with probability
     ``config.words`` (all of them at 1, with one casing for the whole sentence) and to
     one of them at least. None when no kind can change the sentence. With
     ``config.entity_words`` and ``entities`` (per word, whether it is an entity word),
@@ -110,6 +110,5 @@ def augment_sentences(
     entities: Sequence[Sequence[bool]] | None = None,
 ) -> list[list[str] | None]:
     """:func:`augment_sentence` for each sentence (None where a sentence stays as it is)."""
-    if entities is None:
-        return [augment_sentence(words, config, seed, epoch) for words in sentences]
-    return [augment_sentence(words, config, seed, epoch, flags) for words, flags in zip(sentences, entities, strict=True)]
+    flags = entities if entities is not None else [None] * len(sentences)
+    return [augment_sentence(words, config, seed, epoch, marks) for words, marks in zip(sentences, flags, strict=True)]

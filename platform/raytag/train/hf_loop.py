@@ -103,8 +103,8 @@ def training_features(batches: Iterable[Any], casing: bool = False) -> list[dict
 
 def augmented_features(job: JobConfig, corpus: PreparedCorpus, batches: Iterable[Any]) -> Any:
     """The training windows as a dataset that perturbs a share of the sentences every epoch."""
-    from raytag.models import transformer
     from raytag.augment import entity_tag_ids
+    from raytag.models import transformer
     from raytag.train.augmented_windows import AugmentedWindows
 
     augment = job.train.augment
