@@ -147,16 +147,11 @@ def plan_batch(inputs: Sequence[str], out: str | Path, ref: str, *, registry_roo
 
 def run_batch(plan: BatchPlan, progress: Callable[[BatchSummary], None] | None = None) -> BatchSummary:
     """Run a plan on the Ray this process is connected to; ``progress`` is called after each shard."""
-    from ray.data import DataContext
+    from raytag.session import ordered_data
 
-    context = DataContext.get_current()
-    kept = context.execution_options.preserve_order
     # Shards are named by their first record, which only sorts them if batches stay in input order.
-    context.execution_options.preserve_order = True
-    try:
+    with ordered_data():
         return _execute(plan, progress)
-    finally:
-        context.execution_options.preserve_order = kept
 
 
 def _execute(plan: BatchPlan, progress: Callable[[BatchSummary], None] | None) -> BatchSummary:

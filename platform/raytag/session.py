@@ -90,3 +90,17 @@ def ray_session(
         yield
     finally:
         ray.shutdown()
+
+
+@contextmanager
+def ordered_data() -> Iterator[None]:
+    """Inside the block, Ray Data hands blocks on in input order, not as their tasks finish."""
+    from ray.data import DataContext
+
+    context = DataContext.get_current()
+    kept = context.execution_options.preserve_order
+    context.execution_options.preserve_order = True
+    try:
+        yield
+    finally:
+        context.execution_options.preserve_order = kept

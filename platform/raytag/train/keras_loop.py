@@ -218,7 +218,7 @@ def _epoch_batches(shard: Any, corpus: PreparedCorpus, model: BiLSTMConfig, trai
     if model.context:
         contexts = contexts if contexts is not None else split_context(corpus, model)
         columns.append("sid")
-    entity_ids = entity_tag_ids(corpus.labels.items)
+    entity_ids = entity_tag_ids(corpus.labels.items) if augment.entity_words is not None else frozenset()
     if train.word_dropout and droppable is None:
         droppable = droppable_words(corpus, train.word_dropout_scope, train.word_dropout_rare_max)
     for pool_index, pool in enumerate(shard.iter_batches(batch_size=pool_size, batch_format="pyarrow")):

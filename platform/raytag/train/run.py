@@ -213,15 +213,10 @@ def _fit(job: JobConfig, adapter: Any, corpus: PreparedCorpus, run: WorkerRun, k
 def _read_in_order(corpus: PreparedCorpus, columns: list[str]) -> Any:
     # Blocks in shard order, not in the order their read tasks finish: a seeded run then
     # sees the same sentences in the same batches every time.
-    from ray.data import DataContext
+    from raytag.session import ordered_data
 
-    context = DataContext.get_current()
-    kept = context.execution_options.preserve_order
-    context.execution_options.preserve_order = True
-    try:
+    with ordered_data():
         return read_split(corpus, "train", columns).materialize()
-    finally:
-        context.execution_options.preserve_order = kept
 
 
 def read_split(corpus: PreparedCorpus, split: str, columns: list[str] | None = None) -> Any:
