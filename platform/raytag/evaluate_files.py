@@ -320,9 +320,7 @@ def evaluate_files(
 
         robustness = robustness_report(
             tagger, list(zip(data.tokens, gold)), kinds, perturb_rate, seed,
-            unit=perturb_unit, batch_size=batch_size,
-            # Perturbed copies are tagged sentence by sentence: so must their clean baseline be.
-            clean_report=None if getattr(tagger, "context", 0) else report,
+            unit=perturb_unit, batch_size=batch_size, clean_report=report, documents=data.documents,
         )
         report["robustness"] = robustness
     if out is not None:

@@ -8,11 +8,12 @@ puts first: seqeval micro F1 for entity taggers, token accuracy for plain ones.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from raytag.evaluate import evaluation_report
 from raytag.perturb import parse_kinds, perturb
+from raytag.tagged import predict_in_documents
 
 if TYPE_CHECKING:  # the tagger module pulls in model code; only its protocol is needed here
     from raytag.tagger import Tagger
@@ -37,6 +38,7 @@ def robustness_report(
     unit: str = "word",
     batch_size: int = 256,
     clean_report: dict[str, Any] | None = None,
+    documents: Sequence[Hashable] | None = None,
 ) -> dict[str, Any]:
     """Score ``tagger`` on clean ``(tokens, gold tags)`` sentences and on each perturbation of them.
 
@@ -44,7 +46,9 @@ def robustness_report(
     string (``"case,ocr"`` or ``"all"``); ``rate``, ``seed`` and ``unit`` go to
     :func:`raytag.perturb.perturb`.  Gold tags are never perturbed.  Pass the
     ``clean_report`` already computed for the same sentences to skip tagging
-    them a second time.
+    them a second time. ``documents`` (a document key per sentence) lets a tagger trained
+    with document context read each sentence, clean or perturbed, with its neighbours, as
+    the main evaluation does; without it every sentence is tagged on its own.
 
     Returns a JSON-ready dict: ``metric`` (``"f1"`` or ``"token_accuracy"``),
     ``clean`` (scores), and per kind under ``kinds`` its scores plus ``drop``
@@ -55,8 +59,9 @@ def robustness_report(
     kinds = parse_kinds(kinds)
     tokens = [list(t) for t, _ in sentences]
     gold = [list(g) for _, g in sentences]
+    keys: Sequence[Hashable] = documents if documents is not None else range(len(tokens))
     if clean_report is None:
-        clean_report = evaluation_report(gold, _predict(tagger, tokens, batch_size), entity=tagger.entity)
+        clean_report = evaluation_report(gold, _predict(tagger, tokens, keys, batch_size), entity=tagger.entity)
     clean = _scores(clean_report)
     n_tokens = sum(len(t) for t in tokens)
     result: dict[str, Any] = {
@@ -71,7 +76,7 @@ def robustness_report(
     }
     for kind in kinds:
         noisy = perturb(tokens, kind, rate=rate, seed=seed, tags=gold, unit=unit)
-        report = evaluation_report(gold, _predict(tagger, noisy, batch_size), entity=tagger.entity)
+        report = evaluation_report(gold, _predict(tagger, noisy, keys, batch_size), entity=tagger.entity)
         scores = _scores(report)
         drop = clean["score"] - scores["score"]
         changed = sum(a != b for s, p in zip(tokens, noisy) for a, b in zip(s, p))
@@ -85,8 +90,9 @@ def robustness_report(
     return result
 
 
-def _predict(tagger: Tagger, tokens: list[list[str]], batch_size: int) -> list[list[str]]:
-    return [s.tags for s in tagger.predict(tokens, batch_size=batch_size)]
+def _predict(tagger: Tagger, tokens: list[list[str]], documents: Sequence[Hashable], batch_size: int) -> list[list[str]]:
+    # Perturbations keep every sentence in place, so the clean text's document keys still apply.
+    return [s.tags for s in predict_in_documents(tagger, tokens, documents, batch_size=batch_size)]
 
 
 def format_robustness(result: dict[str, Any]) -> str:

@@ -330,3 +330,21 @@ def test_augmented_sentences_keep_their_document_context(tiny):
             assert dataset[index]["input_ids"] == windows[source.window].input_ids
             with_context += any(w is None for w in windows[source.window].word_ids[1:-1])
     assert with_context > 5
+
+
+def test_robustness_tags_perturbed_copies_in_their_documents(tmp_path):
+    from raytag.evaluate_files import evaluate_files
+    from tests.helpers import CONLL
+
+    path = tmp_path / "a.conll"
+    path.write_text(CONLL)
+    tagger = DocumentRecorder()
+    report = evaluate_files(tagger, [str(path)], perturb="case,typos", perturb_rate=1.0, seed=0)
+    # The clean pass, then one pass per kind, each over the same two documents.
+    assert [len(d) for d in tagger.documents] == [2, 1] * 3
+    clean, *noisy = [tagger.documents[i:i + 2] for i in (0, 2, 4)]
+    assert clean[0][1] == ["Peter", "Blackburn"]
+    assert all(n[0][1] != ["Peter", "Blackburn"] for n in noisy)  # rate 1 changes every word that can change
+    robust = report["robustness"]
+    assert robust["clean"]["score"] == report["score"]
+    assert set(robust["kinds"]) == {"case", "typos"}
