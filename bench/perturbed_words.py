@@ -19,6 +19,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from raytag.corpus.schemes import split_tag  # noqa: E402
 from raytag.evaluate_files import read_labelled, reader_options  # noqa: E402
 from raytag.perturb import perturb  # noqa: E402
 from raytag.tagger import load_tagger  # noqa: E402
@@ -47,8 +48,9 @@ def main() -> None:
             for word, new, tag, a, b in zip(sentence, changed, gold, clean, perturbed):
                 if word == new:
                     continue
-                role = "entity" if tag != "O" else "other"
-                known = "n/a" if words is None else ("in vocabulary" if new in words or new.lower() in words else "unknown")
+                role = "entity" if split_tag(tag)[1] is not None else "other"
+                # The vocabulary's own test: it lowercases exactly when the model's lookup does.
+                known = "n/a" if words is None else ("in vocabulary" if new in words else "unknown")
                 counts[(role, known, "n")] += 1
                 counts[(role, known, "clean")] += a == tag
                 counts[(role, known, "perturbed")] += b == tag

@@ -61,9 +61,9 @@ def augment_sentence(words: Sequence[str], config: AugmentConfig, seed: int, epo
 
     The sentence is picked with probability ``config.sentences``; a picked sentence gets
     the first of ``config.kinds`` (in a random order, ``config.weights`` favouring some)
-    that can change one of its words (``ocr`` cannot change "the"), applied to each such word with probability
-    ``config.words`` (all of them at 1, with one casing for the whole sentence) and to
-    one of them at least. None when no kind can change the sentence. With
+    that can change one of its words (``ocr`` cannot change "the"), applied to each such
+    word with probability ``config.words`` (all of them at 1, with one casing for the whole
+    sentence) and to one of them at least. None when no kind can change the sentence. With
     ``config.entity_words`` and ``entities`` (per word, whether it is an entity word),
     entity words are perturbed with that probability instead.
     """

@@ -90,7 +90,8 @@ def robustness_report(
     return result
 
 
-def _predict(tagger: Tagger, tokens: list[list[str]], documents: Sequence[Hashable], batch_size: int) -> list[list[str]]:
+def _predict(tagger: Tagger, tokens: list[list[str]], documents: Sequence[Hashable],
+             batch_size: int) -> list[list[str]]:
     # Perturbations keep every sentence in place, so the clean text's document keys still apply.
     return [s.tags for s in predict_in_documents(tagger, tokens, documents, batch_size=batch_size)]
 
