@@ -209,6 +209,15 @@ class TransformerConfig(Section):
     # Words of document context on each side of a sentence (CoNLL -DOCSTART- documents), in
     # the room max_length leaves: seen by the encoder, never labelled or predicted. 0: none.
     context: int = Field(0, ge=0)
+    # Share of the training sentences cut without their context, drawn afresh each epoch:
+    # the model also learns the lone sentences that predict and Serve send it.
+    context_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _dropout_needs_context(self) -> TransformerConfig:
+        if self.context_dropout > 0 and self.context == 0:
+            raise ValueError("context_dropout needs model.context above 0")
+        return self
 
 
 # The config section of every model kind; a new kind adds its class here (and to ModelConfig).

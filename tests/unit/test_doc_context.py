@@ -348,3 +348,91 @@ def test_robustness_tags_perturbed_copies_in_their_documents(tmp_path):
     robust = report["robustness"]
     assert robust["clean"]["score"] == report["score"]
     assert set(robust["kinds"]) == {"case", "typos"}
+
+
+def test_context_dropout_is_checked_and_reads_the_document_columns(tmp_path):
+    from raytag.train.transformer import TransformerAdapter
+
+    job_file = tmp_path / "job.yaml"
+    job_file.write_text("name: j\ncorpus: {format: conll, path: x.conll}\nmodel: {kind: transformer}\n")
+    with pytest.raises(ConfigError, match="context_dropout needs model.context above 0"):
+        load_job(job_file, ["model.context_dropout=0.5"])
+    with pytest.raises(ConfigError, match=r"context_dropout: Input should be less than 1"):
+        load_job(job_file, ["model.context=16", "model.context_dropout=1"])
+    plain = load_job(job_file, ["model.context=16"])
+    assert TransformerAdapter().train_columns(plain) == ["window_input_ids", "window_labels"]
+    # No augmentation: context dropout alone re-cuts windows, from the words and their documents.
+    job = load_job(job_file, ["model.context=16", "model.context_dropout=0.5"])
+    assert job.train.augment.enabled is False
+    assert TransformerAdapter().train_columns(job) == ["window_input_ids", "window_labels", "tokens", "tag_ids",
+                                                       "sid", "document"]
+
+
+def _document_windows(tiny, n: int, model: TransformerConfig) -> pa.Table:
+    sentences = _random_sentences(n, seed=4)
+    sids = list(range(n))
+    batch = pa.table({"sid": sids, "document": [sid // 5 for sid in sids], "tokens": sentences,
+                      "tag_ids": [[1] * len(s) for s in sentences]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return encode_windows(batch, tiny, model.max_length, model.stride, False, context=model.context)
+
+
+def test_context_dropout_cuts_a_share_of_sentences_alone_afresh_each_epoch(tiny):
+    from raytag.config import AugmentConfig
+    from raytag.train.augmented_windows import AugmentedWindows, drops_context
+
+    model = TransformerConfig(max_length=32, stride=1, context=5, context_dropout=0.4)
+    batch = _document_windows(tiny, 300, model)
+    off = AugmentConfig()
+    dataset = AugmentedWindows.from_batches([batch], tiny, model, off, seed=3)
+    twin = AugmentedWindows.from_batches([batch], tiny, model, off, seed=3)
+    alone_by_epoch = []
+    for epoch in (0, 1):
+        dataset.set_epoch(epoch)
+        twin.set_epoch(epoch)
+        alone = set()
+        for index, source in enumerate(dataset.sources):
+            words, tags = dataset.sentences[source.sentence]
+            item = dataset[index]
+            assert item == twin[index]  # seeded: every worker and rerun cuts the same windows
+            if drops_context(words, 0.4, 3, epoch):
+                plain = _encode(tiny, [words], [tags], 32, 1)
+                assert len(plain) == source.windows
+                assert item["input_ids"] == plain[source.window].input_ids
+                assert item["labels"] == plain[source.window].labels
+                alone.add(source.sentence)
+            else:
+                assert item == dataset.features[index]  # the prepared window, context and all
+        alone_by_epoch.append(alone)
+        # Dropped sentences whose prepared windows held context words now differ from them.
+        assert sum(dataset[i] != dataset.features[i] for i in range(len(dataset))) > 50
+    assert all(0.3 < len(alone) / len(dataset.sentences) < 0.5 for alone in alone_by_epoch)
+    assert alone_by_epoch[0] != alone_by_epoch[1]
+    assert len(alone_by_epoch[0] & alone_by_epoch[1]) < len(alone_by_epoch[0])
+
+
+def test_context_dropout_and_noise_apply_to_the_same_sentence(tiny):
+    from raytag.augment import augment_sentence
+    from raytag.config import AugmentConfig
+    from raytag.train.augmented_windows import AugmentedWindows, drops_context
+
+    model = TransformerConfig(max_length=32, stride=1, context=5, context_dropout=0.5)
+    augment = AugmentConfig(sentences=0.5, words=0.5, kinds=["typos"])
+    dataset = AugmentedWindows.from_batches([_document_windows(tiny, 200, model)], tiny, model, augment, seed=1)
+    both = 0
+    for index, source in enumerate(dataset.sources):
+        words, tags = dataset.sentences[source.sentence]
+        changed = augment_sentence(words, augment, 1, 0)
+        alone = drops_context(words, 0.5, 1, 0)
+        if changed is None and not alone:
+            assert dataset[index] == dataset.features[index]
+            continue
+        contexts = None if alone else [dataset.contexts[source.sentence]]
+        windows = _encode(tiny, [words if changed is None else changed], [tags], 32, 1, contexts=contexts)
+        if len(windows) == source.windows:
+            assert dataset[index]["input_ids"] == windows[source.window].input_ids
+            both += changed is not None and alone
+    assert both > 20
+    # Without dropout the draw never drops: the perturbations alone, as before.
+    assert not any(drops_context(words, 0.0, 1, 0) for words, _ in dataset.sentences)

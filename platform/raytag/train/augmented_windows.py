@@ -9,12 +9,18 @@ from :class:`AugmentEpochs`, a Trainer callback. A perturbed sentence that is cu
 into a different number of windows than its clean copy (rare: a perturbation only
 adds or removes a few subwords) keeps its clean windows, so the dataset's length and
 every item's place never change. With ``model.context`` a perturbed sentence keeps its
-(clean) document context, so its windows are cut exactly as the prepared ones.
+(clean) document context, so its windows are cut exactly as the prepared ones, unless
+``model.context_dropout`` drops that context for the epoch: a seeded draw per sentence
+and epoch (like the perturbations, from the sentence's words alone) re-cuts the
+sentence's windows without the words around it, so one model learns both the
+documents of evaluation and the lone sentences of ``predict`` and Serve.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hashlib
+import random
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +29,7 @@ from transformers import TrainerCallback
 from raytag.augment import augment_sentence, entity_flags
 from raytag.config import AugmentConfig, TransformerConfig
 
-__all__ = ["AugmentEpochs", "AugmentedWindows", "WindowSource"]
+__all__ = ["AugmentEpochs", "AugmentedWindows", "WindowSource", "drops_context"]
 
 
 @dataclass(frozen=True)
@@ -36,7 +42,7 @@ class WindowSource:
 
 
 class AugmentedWindows:
-    """The training windows of one worker, perturbed per epoch (see the module docstring)."""
+    """The training windows of one worker, perturbed (and cut without context) per epoch; see the module docstring."""
 
     def __init__(self, features: list[dict[str, list[int]]], sources: list[WindowSource],
                  sentences: list[tuple[list[str], list[int]]], tokenizer: Any, model: TransformerConfig,
@@ -116,12 +122,25 @@ class AugmentedWindows:
             words, tags = self.sentences[sentence]
             entities = entity_flags(tags, self.entity_ids) if self.augment.entity_words is not None else None
             changed = augment_sentence(words, self.augment, self.seed, self.epoch, entities)
-            self._cache[sentence] = None if changed is None else encode_sentences(
-                self.tokenizer, [changed], [tags], self.model.max_length, self.model.stride,
-                self.model.label_all_subwords, casing=self.model.casing,
-                contexts=None if self.contexts is None else [self.contexts[sentence]],
+            alone = self.contexts is not None and drops_context(words, self.model.context_dropout, self.seed,
+                                                                self.epoch)
+            self._cache[sentence] = None if changed is None and not alone else encode_sentences(
+                self.tokenizer, [words if changed is None else changed], [tags], self.model.max_length,
+                self.model.stride, self.model.label_all_subwords, casing=self.model.casing,
+                contexts=None if self.contexts is None or alone else [self.contexts[sentence]],
             )
         return self._cache[sentence]
+
+
+def drops_context(words: Sequence[str], rate: float, seed: int, epoch: int) -> bool:
+    """Whether the sentence ``words`` is cut without its document context in ``epoch``."""
+    if rate <= 0:
+        return False
+    # A digest of the words, not the sentence's place: the same draw on every worker and rerun,
+    # whatever order Ray Data hands the sentences in; its own stream, apart from the perturbations'.
+    text = "\x1e".join(words)
+    digest = hashlib.blake2b(f"context\x1f{seed}\x1f{epoch}\x1f{text}".encode(), digest_size=8).digest()
+    return random.Random(int.from_bytes(digest, "big")).random() < rate
 
 
 def _contexts(sentences: list[tuple[list[str], list[int]]], places: list[tuple[int, int]], size: int) -> list[Any]:

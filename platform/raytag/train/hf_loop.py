@@ -11,8 +11,9 @@ Every worker gets the whole training split from Ray Data (windows prepared by
 the subword stage) and the Trainer's distributed sampler gives each its share
 of every batch, so epochs, length-grouped batches and the learning-rate
 schedule match the plain single-process Trainer exactly. With ``train.augment`` the
-dataset re-cuts the windows of the sentences it perturbs, afresh every epoch
-(:mod:`raytag.train.augmented_windows`).
+dataset re-cuts the windows of the sentences it perturbs, afresh every epoch, and
+with ``model.context_dropout`` those of the sentences it cuts without their document
+context (:mod:`raytag.train.augmented_windows`).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def train_loop(loop_config: dict[str, Any]) -> None:
     shard = ray.train.get_dataset_shard("train")
     batches = shard.iter_batches(batch_size=4096, batch_format="pyarrow")
     casing = typed_model(job, TransformerConfig).casing
-    augment = job.train.augment.enabled
+    augment = recuts_windows(job)
     features: Any = (augmented_features(job, corpus, batches) if augment
                      else training_features(batches, casing=casing))
     output_dir = tempfile.mkdtemp(prefix="raytag-hf-")
@@ -77,6 +78,11 @@ def train_loop(loop_config: dict[str, Any]) -> None:
         trainer.train(resume_from_checkpoint=resume_from)
     finally:
         shutil.rmtree(output_dir, ignore_errors=True)
+
+
+def recuts_windows(job: JobConfig) -> bool:
+    """Whether training re-cuts windows per epoch: perturbed sentences, or sentences without their context."""
+    return job.train.augment.enabled or typed_model(job, TransformerConfig).context_dropout > 0
 
 
 def training_features(batches: Iterable[Any], casing: bool = False) -> list[dict[str, list[int]]]:

@@ -52,9 +52,11 @@ class TransformerAdapter:
 
     def train_columns(self, job: JobConfig) -> list[str]:
         casing = ["window_type_ids"] if model_config(job).casing else []
-        # Augmentation re-cuts windows from the (perturbed) words and their tags, and
+        # Augmentation and context dropout re-cut windows from the words and their tags, and
         # with document context from their documents' other sentences.
-        extra = ["tokens", "tag_ids"] if job.train.augment.enabled else []
+        from raytag.train.hf_loop import recuts_windows
+
+        extra = ["tokens", "tag_ids"] if recuts_windows(job) else []
         if extra and model_config(job).context:
             extra += ["sid", "document"]
         return ["window_input_ids", "window_labels", *casing, *extra]
