@@ -351,6 +351,7 @@ def test_robustness_tags_perturbed_copies_in_their_documents(tmp_path):
 
 
 def test_context_dropout_is_checked_and_reads_the_document_columns(tmp_path):
+    from raytag.train.hf_loop import recuts_windows
     from raytag.train.transformer import TransformerAdapter
 
     job_file = tmp_path / "job.yaml"
@@ -364,6 +365,7 @@ def test_context_dropout_is_checked_and_reads_the_document_columns(tmp_path):
     # No augmentation: context dropout alone re-cuts windows, from the words and their documents.
     job = load_job(job_file, ["model.context=16", "model.context_dropout=0.5"])
     assert job.train.augment.enabled is False
+    assert recuts_windows(job) and not recuts_windows(plain)  # the training loop's switch to per-epoch windows
     assert TransformerAdapter().train_columns(job) == ["window_input_ids", "window_labels", "tokens", "tag_ids",
                                                        "sid", "document"]
 
