@@ -21,7 +21,7 @@ from raytag.config import AugmentConfig
 from raytag.corpus.schemes import split_tag
 from raytag.perturb import is_eligible, perturb
 
-__all__ = ["augment_sentence", "augment_sentences", "entity_flags", "entity_tag_ids"]
+__all__ = ["augment_sentence", "augment_sentences", "entity_flags", "entity_tag_ids", "sentence_rng"]
 
 
 def entity_tag_ids(labels: Sequence[str]) -> frozenset[int]:
@@ -34,10 +34,14 @@ def entity_flags(tag_ids: Sequence[int], entity_ids: frozenset[int]) -> list[boo
     return [tag in entity_ids for tag in tag_ids]
 
 
-def _rng(seed: int, epoch: int, words: Sequence[str]) -> random.Random:
+def sentence_rng(seed: int, epoch: int, words: Sequence[str], stream: str = "") -> random.Random:
+    """The random draws of one training sentence in one epoch: from the seed, the epoch and the
+    sentence's words only, never its place, so every worker and rerun draws the same. ``stream``
+    names an independent sequence of draws (the perturbations use the unnamed one)."""
     # A digest, not hash(): str hashes are salted per process.
     text = "\x1e".join(words)
-    digest = hashlib.blake2b(f"{seed}\x1f{epoch}\x1f{text}".encode(), digest_size=8).digest()
+    prefix = f"{stream}\x1f" if stream else ""
+    digest = hashlib.blake2b(f"{prefix}{seed}\x1f{epoch}\x1f{text}".encode(), digest_size=8).digest()
     return random.Random(int.from_bytes(digest, "big"))
 
 
@@ -69,7 +73,7 @@ def augment_sentence(words: Sequence[str], config: AugmentConfig, seed: int, epo
     """
     if not config.enabled or not words:
         return None
-    rng = _rng(seed, epoch, words)
+    rng = sentence_rng(seed, epoch, words)
     if rng.random() >= config.sentences:
         return None
     kinds = _kind_order(config, rng)

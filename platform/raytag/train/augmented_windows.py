@@ -18,15 +18,13 @@ documents of evaluation and the lone sentences of ``predict`` and Serve.
 
 from __future__ import annotations
 
-import hashlib
-import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from transformers import TrainerCallback
 
-from raytag.augment import augment_sentence, entity_flags
+from raytag.augment import augment_sentence, entity_flags, sentence_rng
 from raytag.config import AugmentConfig, TransformerConfig
 
 __all__ = ["AugmentEpochs", "AugmentedWindows", "WindowSource", "drops_context"]
@@ -134,13 +132,8 @@ class AugmentedWindows:
 
 def drops_context(words: Sequence[str], rate: float, seed: int, epoch: int) -> bool:
     """Whether the sentence ``words`` is cut without its document context in ``epoch``."""
-    if rate <= 0:
-        return False
-    # A digest of the words, not the sentence's place: the same draw on every worker and rerun,
-    # whatever order Ray Data hands the sentences in; its own stream, apart from the perturbations'.
-    text = "\x1e".join(words)
-    digest = hashlib.blake2b(f"context\x1f{seed}\x1f{epoch}\x1f{text}".encode(), digest_size=8).digest()
-    return random.Random(int.from_bytes(digest, "big")).random() < rate
+    # Its own stream: switching dropout on leaves every perturbation as it was.
+    return rate > 0 and sentence_rng(seed, epoch, words, stream="context").random() < rate
 
 
 def _contexts(sentences: list[tuple[list[str], list[int]]], places: list[tuple[int, int]], size: int) -> list[Any]:

@@ -53,13 +53,13 @@ def train_loop(loop_config: dict[str, Any]) -> None:
     shard = ray.train.get_dataset_shard("train")
     batches = shard.iter_batches(batch_size=4096, batch_format="pyarrow")
     casing = typed_model(job, TransformerConfig).casing
-    augment = recuts_windows(job)
-    features: Any = (augmented_features(job, corpus, batches) if augment
+    recut = recuts_windows(job)
+    features: Any = (augmented_features(job, corpus, batches) if recut
                      else training_features(batches, casing=casing))
     output_dir = tempfile.mkdtemp(prefix="raytag-hf-")
     trainer = build_trainer(job, corpus, features, output_dir, world)
     trainer.add_callback(RayTrainReportCallback())
-    if augment:
+    if recut:
         from raytag.train.augmented_windows import AugmentEpochs
 
         trainer.add_callback(AugmentEpochs(features))
