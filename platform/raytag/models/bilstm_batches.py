@@ -19,6 +19,10 @@ from raytag.models.word_pieces import WordPieces
 # batches are nearly uniform in length, small enough that epochs still differ.
 BUCKET_POOL_BATCHES = 50
 
+# Key of the [B, T] float mask in a training batch's clean originals (stability training):
+# 1 where the consistency term between the clean and the perturbed sentence counts.
+CLEAN_MASK = "changed"
+
 
 def _pad(rows: Sequence[Sequence[int]], width: int, what: str) -> np.ndarray:
     out = np.zeros((len(rows), width), dtype=np.int32)

@@ -23,8 +23,10 @@ import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
 from raytag.corpus.vocab import PAD_ID  # noqa: E402
+from raytag.models.bilstm_batches import CLEAN_MASK  # noqa: E402
 
-__all__ = ["CRF", "CRFTagger", "crf_log_likelihood", "crf_log_norm", "crf_marginals", "crf_path_score"]
+__all__ = ["CLEAN_MASK", "CRF", "CRFTagger", "consistency", "crf_log_likelihood", "crf_log_norm", "crf_marginals",
+           "crf_path_score"]
 
 
 @keras.saving.register_keras_serializable(package="raytag")
@@ -113,13 +115,32 @@ def crf_marginals(emissions: tf.Tensor, mask: tf.Tensor, transitions: tf.Tensor,
     return tape.gradient(log_z, emissions)
 
 
+def consistency(clean: tf.Tensor, noisy: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """Mean KL divergence ``KL(softmax(clean) || softmax(noisy))`` per token over ``mask``.
+
+    Both are emission scores ``[B, T, n]``; the per-token softmax stands in for the CRF's
+    marginals, whose gradient would need a second pass through the forward algorithm.
+    Gradients reach both sides, as in stability training (Zheng et al., 2016).
+    """
+    clean_log = tf.nn.log_softmax(tf.cast(clean, tf.float32))
+    noisy_log = tf.nn.log_softmax(tf.cast(noisy, tf.float32))
+    kl = tf.reduce_sum(tf.exp(clean_log) * (clean_log - noisy_log), axis=-1)
+    mask = tf.cast(mask, tf.float32)
+    return tf.reduce_sum(kl * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
+
+
 @keras.saving.register_keras_serializable(package="raytag")
 class CRFTagger(keras.Model):
     """The functional BiLSTM model with a :class:`CRF` layer named ``crf`` as its output.
 
     Built like any functional model (``CRFTagger(inputs=..., outputs=...)``); compiled
-    with an optimizer only, since the loss needs the transition scores.
+    with an optimizer only, since the loss needs the transition scores. A batch may carry
+    a third element, the clean originals of its (perturbed) inputs with a ``CLEAN_MASK``;
+    the step then adds ``stability_weight`` × :func:`consistency` between the two passes.
     """
+
+    # Set by the training loop (train.augment.stability); read when the train step is traced.
+    stability_weight = 0.0
 
     def compile(self, *args: Any, **kwargs: Any) -> None:
         super().compile(*args, **kwargs)
@@ -148,11 +169,17 @@ class CRFTagger(keras.Model):
 
     def train_step(self, data: Any) -> dict[str, tf.Tensor]:
         inputs, tags = data[0], data[1]
+        clean = data[2] if len(data) > 2 and self.stability_weight else None
         with tf.GradientTape() as tape:
             emissions = self(inputs, training=True)
             loss = self.crf_loss(inputs, tags, emissions)
+            total = loss
+            if clean is not None:
+                originals = {name: value for name, value in clean.items() if name != CLEAN_MASK}
+                total += self.stability_weight * consistency(self(originals, training=True), emissions,
+                                                             clean[CLEAN_MASK])
             # Replicas' gradients are summed; dividing here averages them (as compiled losses do).
-            scaled = loss / tf.distribute.get_strategy().num_replicas_in_sync
+            scaled = total / tf.distribute.get_strategy().num_replicas_in_sync
         self.optimizer.minimize(scaled, self.trainable_variables, tape=tape)
         self._nll_tracker.update_state(loss)
         return {"loss": self._nll_tracker.result()}

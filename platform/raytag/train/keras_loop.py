@@ -32,6 +32,7 @@ from raytag.augment import augment_sentences, entity_flags, entity_tag_ids
 from raytag.config import BiLSTMConfig, JobConfig, TrainConfig
 from raytag.corpus.prepared import PreparedCorpus
 from raytag.corpus.vocab import OOV_ID, PAD_ID
+from raytag.models.bilstm_batches import CLEAN_MASK
 from raytag.train.adapter import WorkerRun, typed_model
 
 if TYPE_CHECKING:
@@ -73,6 +74,8 @@ def train_loop(loop_config: dict[str, Any]) -> None:
     with strategy.scope():
         model = bilstm.build_model(model_cfg, len(corpus.words), len(corpus.chars), len(corpus.labels))
         bilstm.compile_model(model, learning_rate(job, corpus, world, per_worker, state["steps"]))
+    if job.train.augment.stability:
+        model.stability_weight = float(job.train.augment.stability)
     # Weights and loop state are restored; Adam's moment estimates restart from zero.
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
@@ -201,7 +204,9 @@ def _epoch_batches(shard: Any, corpus: PreparedCorpus, model: BiLSTMConfig, trai
     context (found by the row's ``sid`` in ``contexts``), words and gold tags, and is
     bucketed by its whole window's length. With ``train.word_dropout`` word ids are
     then dropped to OOV, only those ``droppable`` marks (all real words by default) and
-    only in the sentences' own words.
+    only in the sentences' own words. With ``train.augment.stability`` each batch is a
+    triple: its clean originals (no noise, no word dropout) follow, with a ``CLEAN_MASK``
+    of the perturbed sentences' own words.
     """
     from raytag.models import bilstm
     from raytag.models.bilstm_context import add_context, context_starts, own_mask
@@ -219,6 +224,7 @@ def _epoch_batches(shard: Any, corpus: PreparedCorpus, model: BiLSTMConfig, trai
         contexts = contexts if contexts is not None else split_context(corpus, model)
         columns.append("sid")
     entity_ids = entity_tag_ids(corpus.labels.items) if augment.entity_words is not None else frozenset()
+    stability = augment.enabled and augment.stability > 0
     if train.word_dropout and droppable is None:
         droppable = droppable_words(corpus, train.word_dropout_scope, train.word_dropout_rare_max)
     for pool_index, pool in enumerate(shard.iter_batches(batch_size=pool_size, batch_format="pyarrow")):
@@ -226,6 +232,9 @@ def _epoch_batches(shard: Any, corpus: PreparedCorpus, model: BiLSTMConfig, trai
         word_ids = pool.column("word_ids").to_pylist()
         tag_ids = pool.column("tag_ids").to_pylist()
         tokens = pool.column("tokens").to_pylist() if need_tokens else None
+        # With stability training each batch also carries the clean originals of its sentences.
+        originals = (list(word_ids), list(tokens)) if stability else None
+        perturbed = np.zeros(len(word_ids), dtype=bool)
         if augment.enabled:
             assert tokens is not None
             seed = train.seed if augment.seed is None else augment.seed
@@ -234,13 +243,16 @@ def _epoch_batches(shard: Any, corpus: PreparedCorpus, model: BiLSTMConfig, trai
             for i, changed in enumerate(augment_sentences(tokens, augment, seed, epoch, entities)):
                 if changed is not None:
                     tokens[i], word_ids[i] = changed, corpus.words.encode(changed)
-        starts = own_lengths = None
+                    perturbed[i] = True
+        starts, own_lengths = [0] * len(word_ids), [len(s) for s in word_ids]
         if model.context:
             assert contexts is not None
             context_ids, context_tokens, context_tags = contexts.lookup(pool.column("sid").to_pylist())
-            starts, own_lengths = context_starts(context_ids, len(word_ids)), [len(s) for s in word_ids]
+            starts = context_starts(context_ids, len(word_ids))
             word_ids, tag_ids = add_context(word_ids, context_ids), add_context(tag_ids, context_tags)
             tokens = add_context(tokens, context_tokens) if tokens is not None else None
+            if originals is not None:
+                originals = (add_context(originals[0], context_ids), add_context(originals[1], context_tokens))
         dropout_rng = np.random.default_rng([train.seed, epoch, rank, pool_index])
         lengths = [len(s) for s in word_ids]
         order = (
@@ -258,11 +270,19 @@ def _epoch_batches(shard: Any, corpus: PreparedCorpus, model: BiLSTMConfig, trai
                 casing=model.casing_features,
                 pieces=pieces,
             )
+            own = (own_mask([starts[i] for i in index], [own_lengths[i] for i in index], inputs["word_ids"].shape[1])
+                   if model.context else None)
             if train.word_dropout:
-                own = (own_mask([starts[i] for i in index], [own_lengths[i] for i in index], inputs["word_ids"].shape[1])
-                       if starts is not None and own_lengths is not None else None)
                 inputs["word_ids"] = drop_words(inputs["word_ids"], train.word_dropout, dropout_rng, droppable, own)
-            out.append((inputs, labels))
+            if originals is None:
+                out.append((inputs, labels))
+                continue
+            clean, _ = bilstm.encode_batch([originals[0][i] for i in index], [originals[1][i] for i in index], chars,
+                                           model.max_word_length, casing=model.casing_features, pieces=pieces)
+            # The KL term counts on the perturbed sentences' own words only.
+            mask = own if own is not None else clean["word_ids"] != PAD_ID
+            clean[CLEAN_MASK] = (mask & perturbed[index][:, None]).astype(np.float32)
+            out.append((inputs, labels, clean))
     return out
 
 
@@ -276,12 +296,18 @@ def _as_tf_dataset(batches: list[tuple], model: BiLSTMConfig, tf: Any) -> Any:
     if model.encoder_vectors:
         inputs_spec["piece_ids"] = tf.TensorSpec(shape=(None, None, model.max_word_pieces), dtype=tf.int32)
     label_spec = tf.TensorSpec(shape=(None, None), dtype=tf.int32)
+    signature: tuple = (inputs_spec, label_spec)
+    if batches and len(batches[0]) == 3:
+        signature += ({**inputs_spec, CLEAN_MASK: tf.TensorSpec(shape=(None, None), dtype=tf.float32)},)
+
+    def ints(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {k: v if k == CLEAN_MASK else v.astype(np.int32) for k, v in inputs.items()}
 
     def generate():
-        for inputs, labels in batches:
-            yield {k: v.astype(np.int32) for k, v in inputs.items()}, labels.astype(np.int32)
+        for inputs, labels, *clean in batches:
+            yield (ints(inputs), labels.astype(np.int32), *(ints(c) for c in clean))
 
-    dataset = tf.data.Dataset.from_generator(generate, output_signature=(inputs_spec, label_spec))
+    dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
     options = tf.data.Options()
     # Ray Data already gave each worker its own shard.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
