@@ -4,6 +4,8 @@
     python bench/train_bilstm.py quality jobs/gmb_ner_bilstm.yaml --set train.num_workers=1
     # overhead: the same model and steps as plain model.fit in one process, then on Ray Train
     python bench/train_bilstm.py overhead jobs/gmb_ner_bilstm.yaml --steps 200 --epochs 2
+    # stability: the step-time cost of train.augment.stability (off vs the job's weight, plain fit)
+    python bench/train_bilstm.py stability jobs/conll03_bilstm.yaml --steps 200 --epochs 2
     # throughput of the Tagger API (words/s, batched) on a prepared split
     python bench/train_bilstm.py throughput <model ref or artifact dir> <prepared dir>
 
@@ -47,24 +49,28 @@ def plain_fit(config: str, overrides: list[str]) -> dict:
 
     from raytag.corpus.prepared import PreparedCorpus
     from raytag.models import bilstm
-    from raytag.train.keras_loop import DevSet, _as_tf_dataset, _epoch_batches
+    from raytag.train.keras_loop import DevSet, _as_tf_dataset, _epoch_batches, word_pieces
 
     job = _job(config, overrides)
     corpus = PreparedCorpus(job.prepared_dir())
     tf.keras.utils.set_random_seed(job.train.seed)
     model = bilstm.build_model(job.model, len(corpus.words), len(corpus.chars), len(corpus.labels))
     bilstm.compile_model(model, job.train.learning_rate)
+    if job.train.augment.stability:
+        model.stability_weight = float(job.train.augment.stability)
     dev = DevSet(corpus, job.train.dev_split, job.model.char_features != "none", job.model.max_word_length,
-                 casing=job.model.casing_features)
+                 casing=job.model.casing_features, pieces=word_pieces(job.model))
     shard = TableShard(corpus.table("train", columns=["word_ids", "tag_ids", "tokens"]))
     history = []
     for epoch in range(job.train.epochs):
         started = time.perf_counter()
         batches = _epoch_batches(shard, corpus, job.model, job.train, job.train.batch_size,
                                  epoch)[: job.train.max_steps_per_epoch]
+        fit_started = time.perf_counter()
         fit = model.fit(_as_tf_dataset(batches, job.model, tf), epochs=1, steps_per_epoch=len(batches), verbose=0)
+        fit_seconds = time.perf_counter() - fit_started
         history.append({"epoch": epoch + 1, "loss": fit.history["loss"][-1], **dev.evaluate(model, corpus),
-                        "epoch_seconds": time.perf_counter() - started})
+                        "epoch_seconds": time.perf_counter() - started, "fit_seconds": fit_seconds})
     return {"seconds": time.perf_counter() - t0, "history": history}
 
 
@@ -170,6 +176,22 @@ def main() -> None:
                           "dev_f1": {"plain": plain["history"][-1].get("dev_score"),
                                      "ray1": one["history"][-1].get("dev_score"),
                                      "ray2": two["history"][-1].get("dev_score")}}, indent=2))
+    elif args.command == "stability":
+        # The cost of the consistency term: the same batches and steps without it and with it.
+        config = args.args[0]
+        budget = [f"train.epochs={args.epochs}", f"train.max_steps_per_epoch={args.steps}",
+                  "train.early_stopping_patience=null", "train.num_workers=1", "train.cpus_per_worker=2"]
+        budget_sets = [arg for o in budget for arg in ("--set", o)]
+        job = _job(config, args.overrides)
+        _ensure_prepared(job)
+        off = _child("plain", [config, *sets, *budget_sets, "--set", "train.augment.stability=0"])
+        on = _child("plain", [config, *sets, *budget_sets])
+        last = {"off": off["history"][-1], "on": on["history"][-1]}
+        print(json.dumps({"stability": job.train.augment.stability, "steps_per_epoch": args.steps,
+                          "last_epoch": last,
+                          "fit_on_over_off": last["on"]["fit_seconds"] / last["off"]["fit_seconds"],
+                          "epoch_on_over_off": last["on"]["epoch_seconds"] / last["off"]["epoch_seconds"],
+                          "run_on_over_off": on["seconds"] / off["seconds"]}, indent=2))
     elif args.command == "quality":
         print(json.dumps(_child("quality", [args.args[0], *sets]), indent=2))
     elif args.command == "throughput":
