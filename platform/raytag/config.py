@@ -334,6 +334,10 @@ class TrainConfig(Section):
     word_dropout_scope: Literal["all", "singletons", "rare"] = "all"
     word_dropout_rare_max: int = Field(10, ge=1)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    # BiLSTM: decay of a moving average of the weights over the training steps (0.999: about
+    # the last thousand steps); dev evaluation, checkpoints and the trained model use the
+    # average. 0: off, the last step's weights.
+    weight_average: float = Field(0.0, ge=0.0, lt=1.0)
     max_failures: int = Field(0, ge=-1)
     # Where Ray Train keeps checkpoints: a local path or a URI such as s3://bucket/prefix.
     storage_path: str | None = None
@@ -396,6 +400,8 @@ class JobConfig(Section):
     def _word_dropout_needs_word_ids(self) -> JobConfig:
         if self.train.word_dropout > 0 and not isinstance(self.model, BiLSTMConfig):
             raise ValueError(f"train.word_dropout applies to model.kind 'bilstm' only, not {self.model.kind!r}")
+        if self.train.weight_average > 0 and not isinstance(self.model, BiLSTMConfig):
+            raise ValueError(f"train.weight_average applies to model.kind 'bilstm' only, not {self.model.kind!r}")
         if self.train.augment.stability > 0 and not (isinstance(self.model, BiLSTMConfig)
                                                      and self.model.output == "crf"):
             raise ValueError("train.augment.stability applies to model.kind 'bilstm' with model.output 'crf' only")

@@ -78,12 +78,13 @@ def test_two_workers_identical_weights_and_recovery_from_a_dead_worker(ray_local
 def test_two_workers_stay_identical_with_crf_casing_schedule_noise_and_context(ray_local, tmp_path, conll_corpus):
     # The CRF's own train step, the schedule, the per-worker noise, the frozen piece vectors
     # (re-encoded from the noisy spellings) and the document context (found by each shard
-    # row's sentence id) must keep replicas in step.
+    # row's sentence id) must keep replicas in step, and so must the optimizer's weight
+    # average (what each epoch reports and checkpoints).
     model = SMALL.model_copy(update={"char_features": "cnn", "casing_features": True, "output": "crf",
                                      "warmup_ratio": 0.2, "encoder_vectors": True, "context": 4})
     job = _job(tmp_path, "noisy", CorpusConfig(format="conll", path="unused"), num_workers=2, epochs=2,
                early_stopping_patience=None, lr_schedule="cosine", word_dropout=0.2,
-               word_dropout_scope="rare", augment=AugmentConfig(sentences=0.3))
+               word_dropout_scope="rare", augment=AugmentConfig(sentences=0.3), weight_average=0.9)
     job = job.model_copy(update={"model": model})
     digests = tmp_path / "digests"
     digests.mkdir()

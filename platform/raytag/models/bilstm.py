@@ -39,6 +39,7 @@ from raytag.models.bilstm_batches import bucket_batches, encode_batch  # noqa: E
 from raytag.models.casing import NUM_CASING_IDS  # noqa: E402
 from raytag.models.crf import CRF, CRFTagger, crf_marginals  # noqa: E402
 from raytag.models.word_features import CharFeatures, PieceVectors  # noqa: E402
+from raytag.models.weight_average import make_optimizer  # noqa: E402
 from raytag.models.word_pieces import WordPieces, bundled_piece_vectors  # noqa: E402
 
 __all__ = [
@@ -126,7 +127,7 @@ def build_model(config: BiLSTMConfig, num_words: int, num_chars: int, num_labels
     return keras.Model(inputs=inputs, outputs=outputs, name=f"bilstm_{config.char_features}")
 
 
-def compile_model(model: keras.Model, learning_rate: float | Any) -> None:
+def compile_model(model: keras.Model, learning_rate: float | Any, average_decay: float = 0.0) -> None:
     """Adam + sparse categorical cross-entropy + token accuracy, all over real tokens only.
 
     No sample weights are needed: the output carries the word mask, and tf-keras uses it
@@ -134,14 +135,16 @@ def compile_model(model: keras.Model, learning_rate: float | Any) -> None:
     A CRF model trains on its own loss (the paths' negative log-likelihood per real token).
     Under a distribution strategy, call this inside the scope that built the model.
     ``learning_rate`` is a positive number or a Keras schedule
-    (:func:`raytag.models.lr_schedule.learning_rate`).
+    (:func:`raytag.models.lr_schedule.learning_rate`). With ``average_decay`` above 0 the
+    optimizer also keeps a moving average of the weights (:mod:`raytag.models.weight_average`).
     """
+    optimizer = make_optimizer(learning_rate, average_decay)
     if is_crf(model):
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate))
+        model.compile(optimizer=optimizer)
         model.optimizer.build(model.trainable_variables)
         return
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+        optimizer=optimizer,
         loss=keras.losses.SparseCategoricalCrossentropy(),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )

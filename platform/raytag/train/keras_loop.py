@@ -13,6 +13,9 @@ and casing features learn to carry words the vocabulary lacks. Neither touches t
 dev evaluation or prediction. With ``model.context`` every sentence is trained and
 evaluated inside the words of its document around it, the context words with their
 own gold tags and never perturbed or dropped (:mod:`raytag.models.bilstm_context`).
+With ``train.weight_average`` each epoch's dev evaluation and checkpoint hold the
+optimizer's moving average of the weights (:mod:`raytag.models.weight_average`), and the
+next epoch trains on from the last step's weights; a resumed run starts from the average.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ def train_loop(loop_config: dict[str, Any]) -> None:
     import tf_keras
 
     from raytag.models import bilstm
+    from raytag.models.weight_average import averaged_weights
 
     run = WorkerRun.from_loop_config(loop_config)
     job, model_cfg, corpus = run.job, typed_model(run.job, BiLSTMConfig), run.corpus()
@@ -73,7 +77,8 @@ def train_loop(loop_config: dict[str, Any]) -> None:
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     with strategy.scope():
         model = bilstm.build_model(model_cfg, len(corpus.words), len(corpus.chars), len(corpus.labels))
-        bilstm.compile_model(model, learning_rate(job, corpus, world, per_worker, state["steps"]))
+        bilstm.compile_model(model, learning_rate(job, corpus, world, per_worker, state["steps"]),
+                             average_decay=job.train.weight_average)
     if job.train.augment.stability:
         model.stability_weight = float(job.train.augment.stability)
     # Weights and loop state are restored; Adam's moment estimates restart from zero.
@@ -99,22 +104,24 @@ def train_loop(loop_config: dict[str, Any]) -> None:
         if job.train.max_steps_per_epoch:
             batches = batches[: job.train.max_steps_per_epoch]
         fit = model.fit(_as_tf_dataset(batches, model_cfg, tf), epochs=1, steps_per_epoch=len(batches), verbose=0)
-        metrics = {"epoch": epoch + 1, "train_loss": float(fit.history["loss"][-1]), **dev.evaluate(model, corpus)}
-        metrics["epoch_seconds"] = time.perf_counter() - started
-        score = metrics["dev_score"]
-        improved = state["best_score"] is None or score > state["best_score"]
-        state.update(
-            epoch=epoch + 1,
-            steps=state["steps"] + len(batches),
-            history=[*state["history"], metrics],
-            best_score=score if improved else state["best_score"],
-            best_epoch=epoch + 1 if improved else state["best_epoch"],
-            stale_epochs=0 if improved else state["stale_epochs"] + 1,
-        )
-        patience = job.train.early_stopping_patience
-        stop = patience is not None and state["stale_epochs"] >= patience
-        run.seams.record_weights(model.get_weights(), rank, epoch + 1)
-        _report(model, metrics, state, rank)
+        # With train.weight_average the epoch is evaluated, checkpointed and kept as the average.
+        with averaged_weights(model):
+            metrics = {"epoch": epoch + 1, "train_loss": float(fit.history["loss"][-1]), **dev.evaluate(model, corpus)}
+            metrics["epoch_seconds"] = time.perf_counter() - started
+            score = metrics["dev_score"]
+            improved = state["best_score"] is None or score > state["best_score"]
+            state.update(
+                epoch=epoch + 1,
+                steps=state["steps"] + len(batches),
+                history=[*state["history"], metrics],
+                best_score=score if improved else state["best_score"],
+                best_epoch=epoch + 1 if improved else state["best_epoch"],
+                stale_epochs=0 if improved else state["stale_epochs"] + 1,
+            )
+            patience = job.train.early_stopping_patience
+            stop = patience is not None and state["stale_epochs"] >= patience
+            run.seams.record_weights(model.get_weights(), rank, epoch + 1)
+            _report(model, metrics, state, rank)
         if stop:
             break
 
